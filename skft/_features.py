@@ -1,0 +1,114 @@
+"""BackboneFeatures: pooled features of a pretrained backbone as a scikit-learn transformer."""
+
+import os
+from numbers import Integral
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from ._base import resolve_device
+from ._data import images_to_tensor
+from ._network import build_network, feature_size
+from .backbones import resolve_backbone
+
+
+class BackboneFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Pooled features of one block of a pretrained backbone, for any scikit-learn model.
+
+    Parameters
+    ----------
+    backbone : str or nn.Module, default="efficientnet_lite0"
+    weights : str, path or None, default="DEFAULT"
+    feature_layer : int, default=-1
+        The block whose pooled output is returned.
+    image_size : int or None, default=None
+        ``None``: the backbone's own size.
+    batch_size : int, default=64
+    device : str, default="auto"
+
+    Attributes
+    ----------
+    network_ : nn.Module
+        The frozen backbone up to ``feature_layer`` with its pooling (in eval mode).
+    n_features_out_ : int
+    image_size_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skft import BackboneFeatures
+    >>> X = np.zeros((4, 32, 32), dtype=np.uint8)
+    >>> BackboneFeatures(image_size=32).fit(X).transform(X).shape
+    (4, 1280)
+    """
+
+    _parameter_constraints = {
+        "backbone": [str, nn.Module],
+        "weights": [str, os.PathLike, None],
+        "feature_layer": [Integral],
+        "image_size": [Interval(Integral, 1, None, closed="left"), None],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "device": [str, torch.device],
+    }
+
+    def __init__(self, backbone="efficientnet_lite0", weights="DEFAULT", feature_layer=-1, image_size=None,
+                 batch_size=64, device="auto"):
+        self.backbone = backbone
+        self.weights = weights
+        self.feature_layer = feature_layer
+        self.image_size = image_size
+        self.batch_size = batch_size
+        self.device = device
+
+    def fit(self, X=None, y=None):
+        """Resolve the backbone and load its weights; ``X`` and ``y`` are not used.
+
+        Parameters
+        ----------
+        X, y : ignored
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        resolved = resolve_backbone(self.backbone, self.weights, image_size=self.image_size)
+        self.image_size_ = self.image_size or resolved.preprocessing.image_size
+        network = build_network(
+            resolved, image_size=self.image_size_, feature_layer=self.feature_layer,
+            n_frozen_for=lambda n_blocks: n_blocks, head=(), n_outputs=None, dropout=0.0,
+        )
+        self.device_ = resolve_device(self.device)
+        self.network_ = network.to(self.device_).eval()
+        self.n_features_out_ = feature_size(network, self.image_size_)
+        return self
+
+    @property
+    def _n_features_out(self):
+        """Used by ``get_feature_names_out`` (names ``backbonefeatures0``, ...)."""
+        return self.n_features_out_
+
+    def transform(self, X):
+        """Return the pooled ``feature_layer`` features of images ``X``.
+
+        Parameters
+        ----------
+        X : array-like of images
+            ``(N, H, W)``, ``(N, H, W, C)`` or ``(N, C, H, W)``; uint8 0..255 or float 0..1.
+
+        Returns
+        -------
+        ndarray of shape (N, n_features_out_), float32
+        """
+        check_is_fitted(self)
+        images = images_to_tensor(X)
+        outputs = []
+        with torch.inference_mode():
+            for start in range(0, len(images), self.batch_size):
+                batch = images[start : start + self.batch_size].to(self.device_)
+                outputs.append(self.network_.features(batch).float().cpu())
+        return torch.cat(outputs).numpy().astype(np.float32, copy=False)

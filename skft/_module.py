@@ -1,0 +1,178 @@
+"""The network inside every fitted estimator: preprocessing, backbone blocks, pooling, head.
+
+Parameters are named ``backbone.<block>.*`` and ``head.*``, so freezing and per-group
+learning rates are globs. The forward takes images, or the activations of block ``k`` together
+with ``start_block=k`` (the seam the frozen-prefix cache plugs into).
+"""
+
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ImageNormalizer(nn.Module):
+    """Turn a batch of images into the tensor a backbone expects.
+
+    Accepts ``(N, C, H, W)`` with ``C`` in 1, 3 or 4, as ``uint8`` (0..255) or float (0..1):
+    grey images are repeated to RGB, an alpha channel is dropped, the batch is resized to
+    ``image_size`` (bilinear, antialiased) and normalised with ``mean`` and ``std``.
+
+    Parameters
+    ----------
+    image_size : int
+    mean, std : tuple of float
+    """
+
+    def __init__(self, image_size, mean, std):
+        super().__init__()
+        self.image_size = image_size
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, images):
+        x = images.float()
+        if images.dtype == torch.uint8:
+            x = x / 255.0
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        elif x.shape[1] == 4:
+            x = x[:, :3]
+        if tuple(x.shape[-2:]) != (self.image_size, self.image_size):
+            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", antialias=True,
+                              align_corners=False)
+        return (x - self.mean) / self.std
+
+
+class GlobalPool(nn.Module):
+    """Reduce a block's output to one feature vector per image.
+
+    Parameters
+    ----------
+    pooling : {"avg", "avg_channels_last", "class_token"}
+    """
+
+    def __init__(self, pooling):
+        super().__init__()
+        self.pooling = pooling
+
+    def forward(self, x):
+        if self.pooling == "class_token":
+            return x[:, 0]
+        if x.ndim == 2:
+            return x
+        if self.pooling == "avg_channels_last":
+            return x.mean(dim=tuple(range(1, x.ndim - 1)))
+        return x.mean(dim=tuple(range(2, x.ndim)))
+
+    def extra_repr(self):
+        return repr(self.pooling)
+
+
+def build_head(in_features, hidden, n_outputs, dropout):
+    """Build the layers added after the backbone.
+
+    Parameters
+    ----------
+    in_features : int
+        Size of the pooled backbone features.
+    hidden : tuple of int
+        Sizes of hidden layers (each Linear, ReLU, Dropout); ``()`` is a single output layer.
+    n_outputs : int or None
+        Size of the output layer; ``None`` builds no output layer (features only).
+    dropout : float
+        Dropout rate after each hidden layer and before the output layer.
+
+    Returns
+    -------
+    nn.Sequential
+    """
+    layers, width = [], in_features
+    for size in hidden:
+        layers += [nn.Linear(width, size), nn.ReLU(inplace=True), nn.Dropout(dropout)]
+        width = size
+    if n_outputs is not None:
+        if dropout and not hidden:
+            layers.append(nn.Dropout(dropout))
+        layers.append(nn.Linear(width, n_outputs))
+    return nn.Sequential(*layers)
+
+
+class FineTuneNetwork(nn.Module):
+    """Backbone blocks, pooling and head, with the first ``n_frozen`` blocks frozen.
+
+    Frozen blocks have ``requires_grad=False`` and stay in eval mode (BatchNorm statistics and
+    dropout fixed) even when the rest of the network is put in training mode, as skorch does
+    on every batch.
+
+    Parameters
+    ----------
+    blocks : list of (str, nn.Module)
+        The backbone's blocks up to the feature layer, in order.
+    pooling : str
+        See :class:`GlobalPool`.
+    head : nn.Module
+    normalizer : ImageNormalizer
+    n_frozen : int
+        How many leading blocks are frozen.
+    bn_trainable : bool
+        Whether BatchNorm layers in trainable blocks use batch statistics and update their running
+        statistics while training. ``False`` keeps every BatchNorm in eval mode (its affine
+        parameters still train), so training and prediction normalise alike.
+    """
+
+    def __init__(self, blocks, pooling, head, normalizer, n_frozen, bn_trainable=False):
+        super().__init__()
+        self.normalizer = normalizer
+        self.backbone = nn.Sequential(OrderedDict(blocks))
+        self.pool = GlobalPool(pooling)
+        self.head = head
+        self.n_frozen = n_frozen
+        self.bn_trainable = bn_trainable
+        for block in self.frozen_blocks():
+            block.requires_grad_(False)
+        self.train(False)
+
+    def frozen_blocks(self):
+        """Return the frozen blocks, in order.
+
+        Returns
+        -------
+        list of nn.Module
+        """
+        return list(self.backbone)[: self.n_frozen]
+
+    def train(self, mode=True):
+        """Set training mode except in frozen blocks (and BatchNorm unless ``bn_trainable``), which stay in eval."""
+        super().train(mode)
+        for block in self.frozen_blocks():
+            block.eval()
+        if not self.bn_trainable:
+            for module in self.backbone.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+        return self
+
+    def features(self, X, start_block=0):
+        """Pooled backbone features of images, or of block activations.
+
+        Parameters
+        ----------
+        X : Tensor
+            Images ``(N, C, H, W)`` when ``start_block`` is 0, else the output of block ``start_block - 1``.
+        start_block : int or Tensor
+            Index of the first block to run (a tensor of equal values when it comes through a data loader).
+
+        Returns
+        -------
+        Tensor of shape (N, n_features)
+        """
+        start = int(start_block.flatten()[0]) if torch.is_tensor(start_block) else int(start_block)
+        x = self.normalizer(X) if start == 0 else X
+        for block in list(self.backbone)[start:]:
+            x = block(x)
+        return self.pool(x)
+
+    def forward(self, X, start_block=0):
+        return self.head(self.features(X, start_block))

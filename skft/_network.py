@@ -1,0 +1,114 @@
+"""Building a :class:`FineTuneNetwork` from a resolved backbone and the estimator's choices."""
+
+from numbers import Integral
+
+import torch
+
+from ._module import FineTuneNetwork, ImageNormalizer, build_head
+
+MODES = ("full", "feature_extraction", "repurpose")
+
+
+def select_blocks(blocks, feature_layer, backbone_name):
+    """Keep the blocks up to and including ``feature_layer``.
+
+    Parameters
+    ----------
+    blocks : list of (str, nn.Module)
+    feature_layer : int
+        Index of the block whose pooled output feeds the head; negative counts from the end.
+    backbone_name : str
+        Used in the message.
+
+    Returns
+    -------
+    list of (str, nn.Module)
+    """
+    n_blocks = len(blocks)
+    if not isinstance(feature_layer, Integral) or not -n_blocks <= feature_layer < n_blocks:
+        raise ValueError(
+            f"feature_layer={feature_layer!r} is outside the {n_blocks} blocks of backbone {backbone_name!r}. "
+            f"Pass an index from {-n_blocks} to {n_blocks - 1} (-1 is the last block)."
+        )
+    return blocks[: feature_layer % n_blocks + 1]
+
+
+def count_frozen_blocks(mode, trainable_layers, n_blocks, backbone_name):
+    """How many leading blocks a mode freezes.
+
+    Parameters
+    ----------
+    mode : {"full", "feature_extraction", "repurpose"}
+    trainable_layers : int
+        Used by ``"repurpose"``: how many of the last blocks train.
+    n_blocks : int
+        Blocks kept up to the feature layer.
+    backbone_name : str
+        Used in the message.
+
+    Returns
+    -------
+    int
+    """
+    if mode == "full":
+        return 0
+    if mode == "feature_extraction":
+        return n_blocks
+    if not isinstance(trainable_layers, Integral) or not 0 <= trainable_layers <= n_blocks:
+        raise ValueError(
+            f"trainable_layers={trainable_layers!r} does not fit backbone {backbone_name!r}, which has {n_blocks} "
+            f"blocks up to feature_layer. Pass an integer from 0 to {n_blocks}."
+        )
+    return n_blocks - trainable_layers
+
+
+def build_network(resolved, *, image_size, feature_layer, n_frozen_for, head, n_outputs, dropout):
+    """Assemble the whole network for a fit.
+
+    Parameters
+    ----------
+    resolved : ResolvedBackbone
+    image_size : int
+    feature_layer : int
+    n_frozen_for : callable
+        ``n_frozen_for(n_blocks) -> int``: how many of the kept blocks to freeze.
+    head : tuple of int
+        Hidden sizes of the added layers.
+    n_outputs : int or None
+        Size of the output layer (``None``: features only).
+    dropout : float
+
+    Returns
+    -------
+    FineTuneNetwork
+    """
+    pre = resolved.preprocessing
+    pre.check_image_size(image_size, resolved.name)
+    blocks = select_blocks(resolved.parts.blocks, feature_layer, resolved.name)
+    normalizer = ImageNormalizer(image_size, pre.mean, pre.std)
+    network = FineTuneNetwork(blocks, resolved.parts.pooling, torch.nn.Identity(), normalizer, n_frozen_for(len(blocks)))
+    network.head = build_head(feature_size(network, image_size), tuple(head), n_outputs, dropout)
+    return network
+
+
+def feature_size(network, image_size):
+    """Length of the pooled feature vector, found by running one blank image through the network.
+
+    Parameters
+    ----------
+    network : FineTuneNetwork
+    image_size : int
+
+    Returns
+    -------
+    int
+    """
+    probe = torch.zeros(1, 3, image_size, image_size)
+    was_training = network.training
+    network.eval()
+    try:
+        with torch.inference_mode():
+            features = network.features(probe)
+    finally:
+        network.train(was_training)
+    return int(features.shape[1])

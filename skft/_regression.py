@@ -1,0 +1,74 @@
+"""FineTunedRegressor: a pretrained backbone fine-tuned to predict one or more numbers."""
+
+import numpy as np
+from sklearn.base import RegressorMixin
+from sklearn.utils.validation import check_array
+
+from ._base import FineTunedEstimatorBase, WeightedLoss
+
+
+class WeightedSquaredError(WeightedLoss):
+    """Squared error averaged over targets, one value per sample."""
+
+    def per_sample(self, outputs, targets):
+        return ((outputs - targets) ** 2).mean(dim=1)
+
+
+class FineTunedRegressor(RegressorMixin, FineTunedEstimatorBase):
+    """Image regressor that fine-tunes a pretrained backbone and trains a new head.
+
+    Targets are standardised for training (zero mean, unit variance per column) and predictions
+    are transformed back. The parameters are those of :class:`skft.FineTunedClassifier`.
+
+    Attributes
+    ----------
+    target_mean_, target_scale_ : ndarray of shape (n_targets,)
+        The standardisation of the training targets.
+    target_ndim_ : int
+        1 when ``y`` was 1-D in ``fit`` (predictions are then 1-D).
+    n_targets_ : int
+    net_, history_, image_size_, backbone_name_, block_names_, n_frozen_blocks_
+        As in :class:`skft.FineTunedClassifier`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skft import FineTunedRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.integers(0, 255, size=(16, 32, 32), dtype=np.uint8)
+    >>> y = X.mean(axis=(1, 2)) / 255
+    >>> reg = FineTunedRegressor(mode="feature_extraction", image_size=32, max_epochs=1, random_state=0)
+    >>> reg.fit(X, y).predict(X[:3]).shape
+    (3,)
+    """
+
+    def _encode_targets(self, y):
+        y = np.asarray(y)
+        self.target_ndim_ = y.ndim
+        y2d = check_array(y.reshape(-1, 1) if y.ndim == 1 else y, dtype=np.float64, input_name="y")
+        self.n_targets_ = y2d.shape[1]
+        self.target_mean_ = y2d.mean(axis=0)
+        scale = y2d.std(axis=0)
+        self.target_scale_ = np.where(scale > 0, scale, 1.0)
+        return ((y2d - self.target_mean_) / self.target_scale_).astype(np.float32)
+
+    def _n_outputs(self):
+        return self.n_targets_
+
+    def _make_criterion(self):
+        return WeightedSquaredError()
+
+    def predict(self, X):
+        """Predict targets for images ``X``.
+
+        Parameters
+        ----------
+        X : array-like of images
+
+        Returns
+        -------
+        ndarray of shape (N,) or (N, n_targets)
+            1-D when ``y`` was 1-D in ``fit``.
+        """
+        outputs = self._network_outputs(X) * self.target_scale_ + self.target_mean_
+        return outputs[:, 0] if self.target_ndim_ == 1 else outputs

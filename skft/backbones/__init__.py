@@ -1,0 +1,28 @@
+"""The backbone registry: building, weighting and splitting pretrained networks into blocks."""
+
+from ._registry import (
+    BackboneSpec,
+    BackboneSummary,
+    ResolvedBackbone,
+    describe_backbone,
+    get_spec,
+    list_backbones,
+    register_backbone,
+    resolve_backbone,
+    summarize_backbone,
+)
+from ._types import BackboneParts, Preprocessing
+
+__all__ = [
+    "BackboneParts",
+    "BackboneSpec",
+    "BackboneSummary",
+    "Preprocessing",
+    "ResolvedBackbone",
+    "describe_backbone",
+    "get_spec",
+    "list_backbones",
+    "register_backbone",
+    "resolve_backbone",
+    "summarize_backbone",
+]

@@ -1,0 +1,382 @@
+"""One registry for every backbone: the shipped EfficientNet-Lite0, torchvision's models, users' own."""
+
+import copy
+import difflib
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+from . import _efficientnet_lite
+from ._splitting import split_children
+from ._types import IMAGENET_MEAN, IMAGENET_STD, POOLINGS, BackboneParts, Preprocessing
+from ._weights_file import is_weights_path, load_into, read_state_dict
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """How to build, split and preprocess for one registered backbone.
+
+    Parameters
+    ----------
+    name : str
+    build : callable
+        ``build(weights) -> nn.Module`` for ``weights`` in ``{"DEFAULT", <weights name>, None}``.
+    split : callable
+        ``split(model) -> BackboneParts``.
+    preprocessing : callable
+        ``preprocessing(weights) -> Preprocessing``.
+    source : str
+        ``"shipped"``, ``"torchvision"`` or ``"user"``.
+    weights_file : callable, optional
+        ``weights_file(weights) -> str or None``: where the weights live on disk, if anywhere.
+    """
+
+    name: str
+    build: Callable
+    split: Callable
+    preprocessing: Callable
+    source: str
+    weights_file: Callable = field(default=lambda weights: None)
+
+
+@dataclass
+class ResolvedBackbone:
+    """A backbone built with its weights and split into blocks, ready for a network.
+
+    Parameters
+    ----------
+    name : str
+        Registry name, or the class name of a user's module.
+    parts : BackboneParts
+    preprocessing : Preprocessing
+    weights : object
+        The ``weights`` value it was built with.
+    """
+
+    name: str
+    parts: BackboneParts
+    preprocessing: Preprocessing
+    weights: object
+
+
+_USER_SPECS = {}
+
+
+def _shipped_specs():
+    lite = _efficientnet_lite
+    return {
+        lite.NAME: BackboneSpec(
+            name=lite.NAME,
+            build=lite.build,
+            split=lite.split,
+            preprocessing=lambda weights: lite.PREPROCESSING,
+            source="shipped",
+            weights_file=lambda weights: lite.weights_file() if weights is not None else None,
+        )
+    }
+
+
+def _torchvision_spec(name):
+    from . import _torchvision as tv
+
+    return BackboneSpec(
+        name=name,
+        build=lambda weights: tv.build_torchvision_model(name, weights),
+        split=lambda model: tv.split_torchvision_model(name, model),
+        preprocessing=lambda weights: tv.torchvision_preprocessing(name, weights),
+        source="torchvision",
+        weights_file=lambda weights: tv.torchvision_weights_file(name, weights),
+    )
+
+
+def _torchvision_names():
+    from . import _torchvision as tv
+
+    return tv.torchvision_model_names()
+
+
+def list_backbones():
+    """List every registered backbone name.
+
+    Returns
+    -------
+    list of str
+        ``"efficientnet_lite0"`` (shipped with its ImageNet weights, works offline), every
+        torchvision classification model, and the names added with :func:`register_backbone`.
+
+    Examples
+    --------
+    >>> from skft import list_backbones
+    >>> "efficientnet_lite0" in list_backbones() and "resnet18" in list_backbones()
+    True
+    """
+    return sorted(set(_shipped_specs()) | set(_torchvision_names()) | set(_USER_SPECS))
+
+
+def get_spec(name):
+    """Return the :class:`BackboneSpec` registered under ``name``.
+
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    BackboneSpec
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, listing the closest registered names.
+    """
+    if name in _USER_SPECS:
+        return _USER_SPECS[name]
+    shipped = _shipped_specs()
+    if name in shipped:
+        return shipped[name]
+    if name in _torchvision_names():
+        return _torchvision_spec(name)
+    close = difflib.get_close_matches(str(name), list_backbones(), n=5, cutoff=0.5)
+    hint = f" Did you mean one of {close}?" if close else ""
+    raise ValueError(f"backbone={name!r} is not a registered backbone.{hint} See skft.list_backbones().")
+
+
+def register_backbone(
+    name,
+    builder,
+    *,
+    blocks=None,
+    pooling="avg",
+    image_size=224,
+    min_image_size=32,
+    fixed_image_size=False,
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
+    overwrite=False,
+):
+    """Register a network under ``name`` so that every estimator can use it as ``backbone=name``.
+
+    Parameters
+    ----------
+    name : str
+    builder : callable
+        ``builder()`` returns the network (an ``nn.Module``) with its pretrained weights; it is
+        called on every fit, so it should be cheap (load from local disk, not the network).
+        ``weights=None`` re-initialises the parameters it returns; ``weights=<path>`` loads a
+        state dict over them.
+    blocks : list of list of str, optional
+        The blocks as lists of the network's top-level child names. ``None`` makes one block per
+        child with parameters (parameter-free children join the block before them). The
+        children must compute the network's features when applied in order.
+    pooling : {"avg", "avg_channels_last", "class_token"}
+        How a block's output becomes one feature vector per image.
+    image_size : int
+        The size the weights were trained at (the default input size).
+    min_image_size : int
+        The smallest input side the network accepts.
+    fixed_image_size : bool
+        True when only ``image_size`` works.
+    mean, std : tuple of float
+        The normalisation the weights expect for RGB values in ``[0, 1]``.
+    overwrite : bool
+        Allow replacing an existing user registration.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skft import register_backbone
+    >>> def tiny():
+    ...     return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Conv2d(8, 16, 3))
+    >>> register_backbone("tiny_doc_example", tiny, image_size=32, overwrite=True)
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name must be a non-empty str. Got {name!r} instead.")
+    if not callable(builder):
+        raise TypeError(f"builder must be a callable that returns an nn.Module. Got {builder!r} instead.")
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {list(POOLINGS)}. Got {pooling!r} instead.")
+    if not overwrite and (name in _USER_SPECS or name in _shipped_specs()):
+        raise ValueError(f"backbone {name!r} is already registered. Pass overwrite=True to replace it.")
+    preprocessing = Preprocessing(
+        image_size=image_size, mean=tuple(mean), std=tuple(std), min_size=min_image_size, fixed_size=fixed_image_size
+    )
+
+    def split(model):
+        parts = split_children(model, blocks)
+        return BackboneParts(blocks=parts.blocks, pooling=pooling)
+
+    _USER_SPECS[name] = BackboneSpec(
+        name=name,
+        build=lambda weights: _build_user_network(builder, weights),
+        split=split,
+        preprocessing=lambda weights: preprocessing,
+        source="user",
+    )
+
+
+def _build_user_network(builder, weights):
+    model = builder()
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"the backbone builder must return an nn.Module. It returned {type(model).__name__}.")
+    if weights is None:
+        reset_parameters(model)
+    return model
+
+
+def reset_parameters(model):
+    """Re-initialise every submodule that knows how (``reset_parameters``), in place.
+
+    Parameters
+    ----------
+    model : nn.Module
+    """
+    for module in model.modules():
+        if hasattr(module, "reset_parameters") and module is not model:
+            module.reset_parameters()
+
+
+def resolve_backbone(backbone, weights, *, image_size=None):
+    """Build a backbone with its weights and split it into blocks.
+
+    Parameters
+    ----------
+    backbone : str or nn.Module
+        A registry name, or a user's network (used as is; it must then be given ``image_size``).
+    weights : {"DEFAULT", None} or str or path
+        ``"DEFAULT"``, a weights name (torchvision), ``None`` for random initialisation, or a path to a
+        ``.pth``/``.pt``/``.safetensors`` state dict for the unsplit network.
+    image_size : int, optional
+        Needed for a user's ``nn.Module``, whose expected size skft cannot know.
+
+    Returns
+    -------
+    ResolvedBackbone
+    """
+    from_file = is_weights_path(weights)
+    if isinstance(backbone, nn.Module):
+        if image_size is None:
+            raise ValueError(
+                f"image_size=None cannot be used with a user's network ({type(backbone).__name__}): skft cannot "
+                "know its input size. Pass image_size=<int>, e.g. 224."
+            )
+        model = copy.deepcopy(backbone)
+        if weights is None:
+            reset_parameters(model)
+        preprocessing = Preprocessing(image_size=image_size, min_size=1)
+        name, parts = type(backbone).__name__, split_children(model)
+    else:
+        spec = get_spec(backbone)
+        model = spec.build(None if from_file else weights)
+        preprocessing = spec.preprocessing(None if from_file else weights)
+        name = spec.name
+    if from_file:
+        load_into(model, read_state_dict(weights), str(weights))
+    if not isinstance(backbone, nn.Module):
+        parts = spec.split(model)
+    return ResolvedBackbone(name=name, parts=parts, preprocessing=preprocessing, weights=weights)
+
+
+@dataclass
+class BackboneSummary:
+    """What :func:`describe_backbone` reports, as data.
+
+    Parameters
+    ----------
+    name : str
+    blocks : list of (str, int)
+        Block names with their parameter counts.
+    preprocessing : Preprocessing
+    weights_file : str or None
+        Where the default weights live (or are expected) on disk.
+    weights_available : bool
+        Whether the default weights can be loaded without a download.
+    """
+
+    name: str
+    blocks: list
+    preprocessing: Preprocessing
+    weights_file: str
+    weights_available: bool
+
+    def to_text(self):
+        """Format the summary as the table :func:`describe_backbone` prints.
+
+        Returns
+        -------
+        str
+        """
+        pre = self.preprocessing
+        size = f"exactly {pre.image_size} px" if pre.fixed_size else f"{pre.image_size} px (at least {pre.min_size} px)"
+        total = sum(count for _, count in self.blocks)
+        lines = [
+            f"backbone: {self.name}",
+            f"input size: {size}",
+            f"normalisation: mean={tuple(round(v, 4) for v in pre.mean)}, std={tuple(round(v, 4) for v in pre.std)}",
+            f"default weights: {'available offline' if self.weights_available else 'not on disk'}"
+            + (f" ({self.weights_file})" if self.weights_file else ""),
+            f"{len(self.blocks)} blocks, {total:,} parameters:",
+        ]
+        width = max(len(name) for name, _ in self.blocks)
+        lines += [f"  {index:>2}  {name:<{width}}  {count:>12,}" for index, (name, count) in enumerate(self.blocks)]
+        return "\n".join(lines)
+
+
+def summarize_backbone(name):
+    """Build a :class:`BackboneSummary` without downloading or allocating weights.
+
+    The network is built on PyTorch's ``meta`` device, so even a large model costs no memory.
+
+    Parameters
+    ----------
+    name : str
+        A registered backbone name.
+
+    Returns
+    -------
+    BackboneSummary
+    """
+    import os
+
+    spec = get_spec(name)
+    with torch.device("meta"):
+        parts = spec.split(spec.build(None))
+    blocks = [(block_name, sum(p.numel() for p in block.parameters())) for block_name, block in parts.blocks]
+    weights_file = spec.weights_file("DEFAULT")
+    return BackboneSummary(
+        name=name,
+        blocks=blocks,
+        preprocessing=spec.preprocessing("DEFAULT" if spec.source != "user" else None),
+        weights_file=weights_file,
+        weights_available=spec.source == "user" or bool(weights_file and os.path.isfile(weights_file)),
+    )
+
+
+def describe_backbone(name):
+    """Print a backbone's blocks with parameter counts, its input size and its normalisation.
+
+    Nothing is downloaded and no weights are allocated (parameters are counted on the ``meta`` device).
+
+    Parameters
+    ----------
+    name : str
+        A registered backbone name (see :func:`list_backbones`).
+
+    Returns
+    -------
+    BackboneSummary
+        The same information as data (``.blocks``, ``.preprocessing``, ...).
+
+    Examples
+    --------
+    >>> from skft import describe_backbone
+    >>> summary = describe_backbone("efficientnet_lite0")  # doctest: +ELLIPSIS
+    backbone: efficientnet_lite0
+    ...
+    >>> len(summary.blocks)
+    9
+    """
+    summary = summarize_backbone(name)
+    print(summary.to_text())
+    return summary
