@@ -19,7 +19,7 @@ from torch import nn
 
 from ._data import images_to_tensor
 from ._network import MODES, build_network, count_frozen_blocks
-from .backbones import resolve_backbone
+from .backbones import RegistrationTravelsMixin, resolve_backbone
 
 OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 SGD_MOMENTUM = 0.9
@@ -84,7 +84,7 @@ def resolve_device(device):
     return str(resolved)
 
 
-class FineTunedEstimatorBase(BaseEstimator):
+class FineTunedEstimatorBase(RegistrationTravelsMixin, BaseEstimator):
     """Fine-tune a pretrained backbone with a new head; the shared part of every skft estimator.
 
     Subclasses define the targets (:meth:`_encode_targets`), the loss and how outputs become

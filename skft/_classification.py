@@ -134,4 +134,5 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         ndarray of shape (N,)
             Labels from ``classes_``.
         """
-        return self.classes_[self._network_outputs(X).argmax(axis=1)]
+        logits = self._network_outputs(X)
+        return self.classes_[logits.argmax(axis=1)]

@@ -13,10 +13,10 @@ from torch import nn
 from ._base import resolve_device
 from ._data import images_to_tensor
 from ._network import build_network, feature_size
-from .backbones import resolve_backbone
+from .backbones import RegistrationTravelsMixin, resolve_backbone
 
 
-class BackboneFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class BackboneFeatures(RegistrationTravelsMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Pooled features of one block of a pretrained backbone, for any scikit-learn model.
 
     Parameters

@@ -3,6 +3,7 @@
 from ._registry import (
     BackboneSpec,
     BackboneSummary,
+    RegistrationTravelsMixin,
     ResolvedBackbone,
     describe_backbone,
     get_spec,
@@ -18,6 +19,7 @@ __all__ = [
     "BackboneSpec",
     "BackboneSummary",
     "Preprocessing",
+    "RegistrationTravelsMixin",
     "ResolvedBackbone",
     "describe_backbone",
     "get_spec",

@@ -31,6 +31,8 @@ class BackboneSpec:
         ``"shipped"``, ``"torchvision"`` or ``"user"``.
     weights_file : callable, optional
         ``weights_file(weights) -> str or None``: where the weights live on disk, if anywhere.
+    registration : dict, optional
+        For user registrations: the arguments of :func:`register_backbone`.
     """
 
     name: str
@@ -39,6 +41,7 @@ class BackboneSpec:
     preprocessing: Callable
     source: str
     weights_file: Callable = field(default=lambda weights: None)
+    registration: dict = None
 
 
 @dataclass
@@ -199,21 +202,53 @@ def register_backbone(
         raise ValueError(f"pooling must be one of {list(POOLINGS)}. Got {pooling!r} instead.")
     if not overwrite and (name in _USER_SPECS or name in _shipped_specs()):
         raise ValueError(f"backbone {name!r} is already registered. Pass overwrite=True to replace it.")
+    registration = dict(
+        builder=builder, blocks=blocks, pooling=pooling, image_size=image_size, min_image_size=min_image_size,
+        fixed_image_size=fixed_image_size, mean=tuple(mean), std=tuple(std),
+    )
+    _USER_SPECS[name] = _user_spec(name, registration)
+
+
+def _user_spec(name, registration):
     preprocessing = Preprocessing(
-        image_size=image_size, mean=tuple(mean), std=tuple(std), min_size=min_image_size, fixed_size=fixed_image_size
+        image_size=registration["image_size"], mean=registration["mean"], std=registration["std"],
+        min_size=registration["min_image_size"], fixed_size=registration["fixed_image_size"],
     )
 
     def split(model):
-        parts = split_children(model, blocks)
-        return BackboneParts(blocks=parts.blocks, pooling=pooling)
+        parts = split_children(model, registration["blocks"])
+        return BackboneParts(blocks=parts.blocks, pooling=registration["pooling"])
 
-    _USER_SPECS[name] = BackboneSpec(
+    return BackboneSpec(
         name=name,
-        build=lambda weights: _build_user_network(builder, weights),
+        build=lambda weights: _build_user_network(registration["builder"], weights),
         split=split,
         preprocessing=lambda weights: preprocessing,
         source="user",
+        registration=registration,
     )
+
+
+class RegistrationTravelsMixin:
+    """Carry a user-registered backbone's registration inside the pickled estimator.
+
+    Worker processes (``GridSearchCV(n_jobs=2)``, Dask) unpickle estimators without having run
+    the user's ``register_backbone`` call; the registration travels with the estimator and is
+    replayed there if the name is unknown.
+    """
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        spec = _USER_SPECS.get(self.backbone) if isinstance(self.backbone, str) else None
+        if spec is not None:
+            state["_backbone_registration"] = spec.registration
+        return state
+
+    def __setstate__(self, state):
+        registration = state.pop("_backbone_registration", None)
+        super().__setstate__(state)
+        if registration is not None and self.backbone not in _USER_SPECS:
+            _USER_SPECS[self.backbone] = _user_spec(self.backbone, registration)
 
 
 def _build_user_network(builder, weights):
