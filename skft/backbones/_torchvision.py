@@ -3,39 +3,35 @@
 Weights are loaded with ``torch.load(weights_only=True)`` (torchvision's own builders unpickle whatever
 file sits in the cache), from ``<torch hub dir>/checkpoints/<file name of the weights' URL>``.
 
-How each family is split into blocks (parameter-free layers join the block before them; the final
-global pooling, dropout and classifier are dropped):
+How each family is split into blocks (block count in brackets). Parameter-free layers join the block
+before them; the final global pooling, dropout and classifier are dropped, and so are auxiliary classifiers.
 
-==========================  ===================================================================  ==============
-family                      blocks                                                               count
-==========================  ===================================================================  ==============
-ResNet, ResNeXt, WideResNet ``stem`` (conv1, bn1, relu, maxpool), ``layer1``–``layer4``             5
-RegNet                      ``stem``, ``stage1``–``stage4`` (the trunk's stages)                    5
-EfficientNet (V1 and V2)    children of ``features``: ``stem``, ``stage1``–``stageN``, ``head_conv``  9 (b*), 8 (v2)
-MobileNetV2, MobileNetV3    children of ``features``: ``stem``, ``block1``–``blockN``, ``head_conv``  19, 17 (large),
-                                                                                                 13 (small)
-ConvNeXt                    ``stage1`` (stem and stage 1), ``stage2``–``stage4`` (downsampling      4
-                            layer and stage); the classifier's LayerNorm stays with the classifier
-Swin (V1 and V2)            as ConvNeXt; the final ``norm`` joins ``stage4``; pooled channels-last  4
-VGG                         ``block1``–``block5``: each run of convolutions with its max-pool        5
-AlexNet                     ``block1``–``block3``: each run of convolutions with its max-pool        3
-DenseNet                    ``stem``, ``denseblock1``–``denseblock4`` (each with the transition     5
-                            after it; the last with ``norm5`` and the ReLU of ``forward``)
-ViT                         ``patch_embedding`` (projection, class token, position embedding,      layers + 1
-                            dropout), ``encoder_layer_0``–``encoder_layer_{L-1}`` (the last with
-                            ``encoder.ln``); pooled by the class token
-GoogLeNet                   ``stem`` (input transform, conv1–conv3 and the max-pools), one block    10
-                            per inception module ``inception3a``–``inception5b`` (max-pools join
-                            the module before them); the auxiliary classifiers are dropped
-Inception3                  ``stem`` (input transform, ``Conv2d_1a``–``Conv2d_4a`` and max-pools),  12
-                            one block per module ``Mixed_5b``–``Mixed_7c``; ``AuxLogits`` dropped
-ShuffleNetV2                ``stem`` (conv1, maxpool), ``stage2``–``stage4``, ``conv5``              5
-MNASNet                     ``stem`` (first conv and separable conv), ``stack1``–``stack6``,        8
-                            ``head_conv``
-SqueezeNet                  ``stem`` (conv, relu, max-pool), one block per Fire module               9
-                            ``fire2``–``fire9``; the classifier's 1x1 conv is dropped
-MaxViT                      ``stem``, ``stage1``–``stage4``; the classifier's LayerNorm is dropped  5
-==========================  ===================================================================  ==============
+- ResNet, ResNeXt, Wide ResNet (5): ``stem`` (conv1, bn1, relu, maxpool), ``layer1``-``layer4``.
+- RegNet (5): ``stem``, ``stage1``-``stage4`` (the trunk's stages).
+- EfficientNet, EfficientNetV2 (9; v2_s: 8): the children of ``features``: ``stem``, ``stage1``-``stageN``,
+  ``head_conv``.
+- MobileNetV2 (19), MobileNetV3 (large: 17, small: 13): the children of ``features``: ``stem``,
+  ``block1``-``blockN`` (inverted residuals), ``head_conv``.
+- ConvNeXt (4): ``stage1`` (stem and stage 1), ``stage2``-``stage4`` (a downsampling layer and the stage
+  after it). The LayerNorm at the start of ``classifier`` stays with the classifier: the features are
+  the un-normalised output of the last stage.
+- Swin, Swin V2 (4): as ConvNeXt, with the final ``norm`` in ``stage4``; blocks output ``(N, H, W, C)``
+  maps, pooled with ``"avg_channels_last"``.
+- VGG (5), AlexNet (3): ``block1``, ... : each run of convolutions with the max-pool that ends it.
+- DenseNet (5): ``stem``, ``denseblock1``-``denseblock4``, each with the transition after it; the last
+  with ``norm5`` and the ReLU that ``forward`` applies.
+- ViT (layers + 1; vit_b: 13): ``patch_embedding`` (patch projection, class token, position embedding,
+  dropout; the ViT's own parameters), then ``encoder_layer_0``, ... (the last with ``encoder.ln``);
+  pooled with ``"class_token"``.
+- GoogLeNet (10): ``stem`` (the input transform when ``transform_input``, conv1-conv3 with the max-pools),
+  then one block per inception module ``inception3a``-``inception5b`` (a max-pool joins the module before).
+- Inception3 (12): ``stem`` (the input transform when ``transform_input``, ``Conv2d_1a_3x3``-
+  ``Conv2d_4a_3x3`` with the max-pools), then one block per module ``Mixed_5b``-``Mixed_7c``.
+- ShuffleNetV2 (5): ``stem`` (conv1, maxpool), ``stage2``-``stage4``, ``conv5``.
+- MNASNet (8): ``stem`` (first conv and the separable conv), ``stack1``-``stack6``, ``head_conv``.
+- SqueezeNet (9): ``stem`` (conv, relu, max-pool), ``fire2``-``fire9`` (a max-pool joins the Fire module
+  before it). The classifier's 1x1 convolution is dropped.
+- MaxViT (5): ``stem``, ``stage1``-``stage4``. The classifier's LayerNorm is dropped with it.
 """
 
 import os
@@ -173,7 +169,7 @@ def _builder_kwargs(name, weights):
     if name.startswith("maxvit_"):
         kwargs["input_size"] = sized_by.meta["min_size"]
     if name in _TRANSFORM_INPUT_MODELS:
-        kwargs["init_weights"] = weights is None
+        kwargs["init_weights"] = weights is None  # explicit: torchvision warns when it is left unset
         if weights is not None:
             kwargs.update(transform_input=True, aux_logits=True)
     if weights is not None and weights.meta["categories"] is not None:
@@ -187,6 +183,7 @@ def _regnet_widths_on_cpu():
 
     They compute their stage widths with tensors and ``.tolist()``, which has no data on the meta
     device; this computes those widths on the CPU while the layers still go to the default device.
+    It patches ``torchvision.models.regnet.BlockParams`` for the duration (not thread-safe).
     """
     original = regnet.BlockParams.__dict__["from_init_params"]
 
@@ -267,11 +264,11 @@ def _has_parameters(module):
 def _merge_parameter_free(named_modules):
     """Group ``(name, module)`` pairs so that parameter-free modules join the group before them.
 
-    Each group is named after its first module.
+    Leading parameter-free modules join the first group. Each group is named after its first module.
     """
     groups = []
     for child_name, module in named_modules:
-        if _has_parameters(module) or not groups:
+        if not groups or (_has_parameters(module) and any(_has_parameters(m) for _, m in groups[-1])):
             groups.append([])
         groups[-1].append((child_name, module))
     return [(group[0][0], nn.Sequential(OrderedDict(group)) if len(group) > 1 else group[0][1]) for group in groups]
@@ -291,29 +288,25 @@ def _split_features(middle_name):
 
     def split(model):
         stem, *middle, head_conv = model.features
-        return [("stem", stem)] + [(f"{middle_name}{i}", m) for i, m in enumerate(middle, 1)] + [("head_conv", head_conv)]
+        middle_blocks = [(f"{middle_name}{i}", block) for i, block in enumerate(middle, 1)]
+        return [("stem", stem), *middle_blocks, ("head_conv", head_conv)]
 
     return split
 
 
-def _split_stages_with_downsampling(model, last_extra=()):
-    """ConvNeXt and Swin: ``features`` alternates downsampling layers (the stem first) and stages."""
+def _split_stages_with_downsampling(model, extra=()):
+    """ConvNeXt and Swin: ``features`` alternates downsampling layers (the stem first) and stages.
+
+    ``extra`` ``(name, module)`` pairs join the last block.
+    """
     children = list(model.features.named_children())
-    blocks = []
-    for index in range(0, len(children), 2):
-        blocks.append((f"stage{index // 2 + 1}", nn.Sequential(OrderedDict(children[index : index + 2]))))
-    if last_extra:
-        last_name, last = blocks[-1]
-        blocks[-1] = (last_name, nn.Sequential(OrderedDict([*last.named_children(), *last_extra])))
-    return blocks
-
-
-def _split_convnext(model):
-    return _split_stages_with_downsampling(model)
+    groups = [children[index : index + 2] for index in range(0, len(children), 2)]
+    groups[-1] += list(extra)
+    return [(f"stage{i}", nn.Sequential(OrderedDict(group))) for i, group in enumerate(groups, 1)]
 
 
 def _split_swin(model):
-    return _split_stages_with_downsampling(model, last_extra=[("norm", model.norm)])
+    return _split_stages_with_downsampling(model, extra=[("norm", model.norm)])
 
 
 def _split_at_max_pools(model):
@@ -380,9 +373,9 @@ class _InceptionInputTransform(nn.Module):
 
     def forward(self, x):
         """Renormalise ``(N, 3, H, W)`` images."""
-        mean = x.new_tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-        std = x.new_tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-        return (x * std + mean - 0.5) / 0.5
+        scale = x.new_tensor([0.229 / 0.5, 0.224 / 0.5, 0.225 / 0.5]).view(1, 3, 1, 1)
+        shift = x.new_tensor([(0.485 - 0.5) / 0.5, (0.456 - 0.5) / 0.5, (0.406 - 0.5) / 0.5]).view(1, 3, 1, 1)
+        return x * scale + shift
 
 
 def _split_inception(model, stem_names, module_names):
@@ -438,7 +431,7 @@ _SPLITTERS = {
     models.EfficientNet: _split_features("stage"),
     models.MobileNetV2: _split_features("block"),
     models.MobileNetV3: _split_features("block"),
-    models.ConvNeXt: _split_convnext,
+    models.ConvNeXt: _split_stages_with_downsampling,
     models.SwinTransformer: _split_swin,
     models.VGG: _split_at_max_pools,
     models.AlexNet: _split_at_max_pools,
