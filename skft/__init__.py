@@ -1,5 +1,6 @@
 """skft: scikit-learn estimators that fine-tune pretrained neural-network backbones."""
 
+from ._cache import cache_info, clear_cache, get_config, set_config
 from ._classification import FineTunedClassifier
 from ._features import BackboneFeatures
 from ._regression import FineTunedRegressor
@@ -12,7 +13,11 @@ __all__ = [
     "FineTunedClassifier",
     "FineTunedRegressor",
     "__version__",
+    "cache_info",
+    "clear_cache",
     "describe_backbone",
+    "get_config",
     "list_backbones",
     "register_backbone",
+    "set_config",
 ]

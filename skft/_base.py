@@ -6,7 +6,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -17,9 +17,10 @@ from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 from torch import nn
 
+from ._cache import frozen_activations, prefix_key
 from ._data import images_to_tensor
 from ._network import MODES, build_network, count_frozen_blocks
-from .backbones import RegistrationTravelsMixin, resolve_backbone
+from .backbones import RegistrationTravelsMixin, backbone_identity, resolve_backbone, weights_identity
 
 OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 SGD_MOMENTUM = 0.9
@@ -84,7 +85,22 @@ def resolve_device(device):
     return str(resolved)
 
 
-class FineTunedEstimatorBase(RegistrationTravelsMixin, BaseEstimator):
+class SharesModuleOnClone:
+    """Let ``clone`` share an ``nn.Module`` parameter instead of deep-copying it.
+
+    ``fit`` never changes a user's module (it trains a copy), so clones in a grid search can
+    all point at the same module; copying a large network for every fold costs time and memory.
+    """
+
+    def __sklearn_clone__(self):
+        params = {
+            name: value if isinstance(value, nn.Module) else clone(value, safe=False)
+            for name, value in self.get_params(deep=False).items()
+        }
+        return type(self)(**params)
+
+
+class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, BaseEstimator):
     """Fine-tune a pretrained backbone with a new head; the shared part of every skft estimator.
 
     Subclasses define the targets (:meth:`_encode_targets`), the loss and how outputs become
@@ -112,6 +128,7 @@ class FineTunedEstimatorBase(RegistrationTravelsMixin, BaseEstimator):
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "callbacks": [list, None],
+        "cache_dir": [str, os.PathLike, None],
     }
 
     def __init__(
@@ -136,6 +153,7 @@ class FineTunedEstimatorBase(RegistrationTravelsMixin, BaseEstimator):
         random_state=None,
         verbose=0,
         callbacks=None,
+        cache_dir=None,
     ):
         self.backbone = backbone
         self.weights = weights
@@ -157,6 +175,7 @@ class FineTunedEstimatorBase(RegistrationTravelsMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks
+        self.cache_dir = cache_dir
 
     # -- hooks for subclasses -------------------------------------------------------------
 
@@ -206,9 +225,12 @@ class FineTunedEstimatorBase(RegistrationTravelsMixin, BaseEstimator):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             network = self._build_network()
-            train_images, train_targets, valid_dataset = self._split_validation(images, packed, seed)
-            net = self._make_net(network, valid_dataset, len(train_images), device)
-            net.fit(train_images, train_targets)
+            self.prefix_key_ = self._prefix_key(network, seed)
+            inputs = self._network_inputs(network, images, device)
+            train, valid = self._split_validation(packed, seed)
+            valid_dataset = Dataset(_take(inputs, valid), packed[valid]) if valid is not None else None
+            net = self._make_net(network, valid_dataset, len(train), device)
+            net.fit(_take(inputs, train), packed[train])
         self.net_ = net
         self.history_ = net.history
         return self
@@ -238,15 +260,40 @@ class FineTunedEstimatorBase(RegistrationTravelsMixin, BaseEstimator):
         self.n_frozen_blocks_ = network.n_frozen
         return network
 
-    def _split_validation(self, images, packed, seed):
-        """Hold out ``validation_fraction`` for early stopping (stratified for classifiers)."""
+    def _split_validation(self, packed, seed):
+        """Training and early-stopping indices (``validation_fraction``, stratified for classifiers)."""
+        indices = np.arange(len(packed))
         if not self.early_stopping:
-            return images, packed, None
-        train, valid = train_test_split(
-            np.arange(len(images)), test_size=self.validation_fraction, random_state=seed,
-            stratify=self._stratify(packed),
+            return indices, None
+        return train_test_split(
+            indices, test_size=self.validation_fraction, random_state=seed, stratify=self._stratify(packed)
         )
-        return images[train], packed[train], Dataset(images[valid], packed[valid])
+
+    def _prefix_key(self, network, seed):
+        """Identity of the frozen prefix for the activation cache, or None when nothing is frozen."""
+        if network.n_frozen == 0:
+            return None
+        normalizer = network.normalizer
+        return prefix_key(
+            backbone_identity(self.backbone),
+            weights_identity(self.weights),
+            seed if self.weights is None else None,
+            network.n_frozen,
+            network.cache_start,
+            normalizer.image_size,
+            normalizer.mean.flatten().tolist(),
+            normalizer.std.flatten().tolist(),
+        )
+
+    def _network_inputs(self, network, images, device):
+        """What the network is fed: frozen-prefix activations when cached, else the images."""
+        if self.prefix_key_ is None:
+            return images
+        activations = frozen_activations(
+            network, images, key=self.prefix_key_, device=device, batch_size=max(self.batch_size, 64),
+            cache_dir=self.cache_dir,
+        )
+        return {"X": activations, "start_block": torch.full((len(images),), network.cache_start)}
 
     def _make_net(self, network, valid_dataset, n_train, device):
         callbacks = copy.deepcopy(list(self.callbacks or []))
@@ -283,5 +330,14 @@ class FineTunedEstimatorBase(RegistrationTravelsMixin, BaseEstimator):
         """Raw network outputs (logits or standardised values) for images ``X`` as a numpy array."""
         check_is_fitted(self)
         images = images_to_tensor(X)
-        return self.net_.forward(images, training=False).numpy()
+        network = self.net_.module_
+        inputs = self._network_inputs(network, images, str(self.net_.device))
+        return self.net_.forward(inputs, training=False).numpy()
+
+
+def _take(inputs, indices):
+    """Index images, or a dict of activations and start blocks, by ``indices``."""
+    if isinstance(inputs, dict):
+        return {name: value[indices] for name, value in inputs.items()}
+    return inputs[indices]
 

@@ -10,13 +10,13 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from ._base import resolve_device
+from ._base import SharesModuleOnClone, resolve_device
 from ._data import images_to_tensor
 from ._network import build_network, feature_size
 from .backbones import RegistrationTravelsMixin, resolve_backbone
 
 
-class BackboneFeatures(RegistrationTravelsMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class BackboneFeatures(SharesModuleOnClone, RegistrationTravelsMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Pooled features of one block of a pretrained backbone, for any scikit-learn model.
 
     Parameters

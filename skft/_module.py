@@ -1,10 +1,12 @@
 """The network inside every fitted estimator: preprocessing, backbone blocks, pooling, head.
 
 Parameters are named ``backbone.<block>.*`` and ``head.*``, so freezing and per-group
-learning rates are globs. The forward takes images, or the activations of block ``k`` together
-with ``start_block=k`` (the seam the frozen-prefix cache plugs into).
+learning rates are globs. The forward takes images, or the activations of block ``k - 1`` together
+with ``start_block=k`` (the seam the frozen-prefix cache plugs into); ``start_block=len(backbone) + 1``
+takes pooled features.
 """
 
+import itertools
 from collections import OrderedDict
 
 import torch
@@ -99,6 +101,16 @@ def build_head(in_features, hidden, n_outputs, dropout):
     return nn.Sequential(*layers)
 
 
+def _own_tensors(block):
+    """Give a block that will train its own copy of every tensor.
+
+    Pretrained tensors are shared between networks built from the same weights in one process;
+    a block that trains must not change them for the others.
+    """
+    for tensor in itertools.chain(block.parameters(), block.buffers()):
+        tensor.data = tensor.data.clone()
+
+
 class FineTuneNetwork(nn.Module):
     """Backbone blocks, pooling and head, with the first ``n_frozen`` blocks frozen.
 
@@ -132,6 +144,8 @@ class FineTuneNetwork(nn.Module):
         self.bn_trainable = bn_trainable
         for block in self.frozen_blocks():
             block.requires_grad_(False)
+        for block in list(self.backbone)[n_frozen:]:
+            _own_tensors(block)
         self.train(False)
 
     def frozen_blocks(self):
@@ -154,13 +168,43 @@ class FineTuneNetwork(nn.Module):
                     module.eval()
         return self
 
+    @property
+    def cache_start(self):
+        """The ``start_block`` at which training resumes after the frozen prefix.
+
+        ``n_frozen`` while trainable blocks remain; ``len(backbone) + 1`` when every block is
+        frozen, in which case the prefix ends with the (parameter-free) pooling.
+        """
+        return self.n_frozen if self.n_frozen < len(self.backbone) else len(self.backbone) + 1
+
+    def frozen_prefix(self, images):
+        """Run the frozen part on images: what the frozen-prefix cache stores.
+
+        Parameters
+        ----------
+        images : Tensor of shape (N, C, H, W)
+
+        Returns
+        -------
+        Tensor
+            The output of the last frozen block (pooled when every block is frozen); an inference
+            tensor, to be cloned before use in training.
+        """
+        with torch.inference_mode():
+            x = self.normalizer(images)
+            for block in self.frozen_blocks():
+                x = block(x)
+            return self.pool(x) if self.n_frozen == len(self.backbone) else x
+
     def features(self, X, start_block=0):
         """Pooled backbone features of images, or of block activations.
 
         Parameters
         ----------
         X : Tensor
-            Images ``(N, C, H, W)`` when ``start_block`` is 0, else the output of block ``start_block - 1``.
+            Images ``(N, C, H, W)`` when ``start_block`` is 0, else the output of block
+            ``start_block - 1``; already pooled features when ``start_block`` is
+            ``len(backbone) + 1``.
         start_block : int or Tensor
             Index of the first block to run (a tensor of equal values when it comes through a data loader).
 
@@ -169,6 +213,8 @@ class FineTuneNetwork(nn.Module):
         Tensor of shape (N, n_features)
         """
         start = int(start_block.flatten()[0]) if torch.is_tensor(start_block) else int(start_block)
+        if start > len(self.backbone):
+            return X
         x = self.normalizer(X) if start == 0 else X
         for block in list(self.backbone)[start:]:
             x = block(x)

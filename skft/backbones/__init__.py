@@ -5,12 +5,14 @@ from ._registry import (
     BackboneSummary,
     RegistrationTravelsMixin,
     ResolvedBackbone,
+    backbone_identity,
     describe_backbone,
     get_spec,
     list_backbones,
     register_backbone,
     resolve_backbone,
     summarize_backbone,
+    weights_identity,
 )
 from ._types import BackboneParts, Preprocessing
 
@@ -21,10 +23,12 @@ __all__ = [
     "Preprocessing",
     "RegistrationTravelsMixin",
     "ResolvedBackbone",
+    "backbone_identity",
     "describe_backbone",
     "get_spec",
     "list_backbones",
     "register_backbone",
     "resolve_backbone",
     "summarize_backbone",
+    "weights_identity",
 ]

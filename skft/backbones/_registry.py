@@ -2,6 +2,10 @@
 
 import copy
 import difflib
+import hashlib
+import itertools
+import os
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -260,6 +264,85 @@ def _build_user_network(builder, weights):
     return model
 
 
+_PRISTINE_STATES = OrderedDict()
+_PRISTINE_LIMIT = 4
+
+
+def _pretrained_model(spec, weights):
+    """Build a registered backbone with its weights, reading the weights once per process.
+
+    The first request reads the weights and keeps the state dict; later requests build the
+    architecture on the ``meta`` device and *assign* those tensors, so clones and folds share the
+    pretrained tensors instead of reading and copying them again. Blocks that train are copied
+    before training (:class:`skft._module.FineTuneNetwork`), so the kept tensors never change.
+    The last few distinct (backbone, weights) pairs are kept.
+    """
+    if weights is None or spec.source == "user":
+        return _build_with_weights(spec, weights)
+    key = (spec.name, weights_identity(weights))
+    if key not in _PRISTINE_STATES:
+        _PRISTINE_STATES[key] = _build_with_weights(spec, weights).state_dict()
+        while len(_PRISTINE_STATES) > _PRISTINE_LIMIT:
+            _PRISTINE_STATES.popitem(last=False)
+    _PRISTINE_STATES.move_to_end(key)
+    return _model_sharing_state(spec, _PRISTINE_STATES[key])
+
+
+def _build_with_weights(spec, weights):
+    if not is_weights_path(weights):
+        return spec.build(weights)
+    model = spec.build(None)
+    load_into(model, read_state_dict(weights), str(weights))
+    return model
+
+
+def _model_sharing_state(spec, state):
+    with torch.device("meta"):
+        model = spec.build(None)
+    model.load_state_dict(state, assign=True)
+    if any(tensor.is_meta for tensor in itertools.chain(model.parameters(), model.buffers())):
+        model = spec.build(None)
+        model.load_state_dict(state)
+    return model
+
+
+def backbone_identity(backbone):
+    """A hashable identity of a ``backbone`` argument: its name, or a digest of a module's tensors.
+
+    Parameters
+    ----------
+    backbone : str or nn.Module
+
+    Returns
+    -------
+    tuple
+    """
+    if not isinstance(backbone, nn.Module):
+        return ("name", backbone)
+    digest = hashlib.blake2b(digest_size=16)
+    for key, tensor in backbone.state_dict().items():
+        digest.update(key.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return ("module", type(backbone).__name__, digest.hexdigest())
+
+
+def weights_identity(weights):
+    """A hashable identity of a ``weights`` argument; a file is identified by path, size and mtime.
+
+    Parameters
+    ----------
+    weights : str, path or None
+
+    Returns
+    -------
+    tuple
+    """
+    if is_weights_path(weights):
+        stat = os.stat(weights)
+        return ("file", os.path.abspath(weights), stat.st_size, stat.st_mtime_ns)
+    return ("name", weights)
+
+
 def reset_parameters(model):
     """Re-initialise every submodule that knows how (``reset_parameters``), in place.
 
@@ -303,10 +386,10 @@ def resolve_backbone(backbone, weights, *, image_size=None):
         name, parts = type(backbone).__name__, split_children(model)
     else:
         spec = get_spec(backbone)
-        model = spec.build(None if from_file else weights)
+        model = _pretrained_model(spec, weights)
         preprocessing = spec.preprocessing(None if from_file else weights)
         name = spec.name
-    if from_file:
+    if from_file and isinstance(backbone, nn.Module):
         load_into(model, read_state_dict(weights), str(weights))
     if not isinstance(backbone, nn.Module):
         parts = spec.split(model)
@@ -372,8 +455,6 @@ def summarize_backbone(name):
     -------
     BackboneSummary
     """
-    import os
-
     spec = get_spec(name)
     with torch.device("meta"):
         parts = spec.split(spec.build(None))
