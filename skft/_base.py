@@ -289,6 +289,7 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         """What the network is fed: frozen-prefix activations when cached, else the images."""
         if self.prefix_key_ is None:
             return images
+        network.to(device)
         activations = frozen_activations(
             network, images, key=self.prefix_key_, device=device, batch_size=max(self.batch_size, 64),
             cache_dir=self.cache_dir,

@@ -58,4 +58,4 @@ def images_multiclass():
 @pytest.fixture
 def tiny_params():
     """Constructor arguments that make a fit take well under a second."""
-    return dict(backbone=TINY, image_size=TINY_SIZE, max_epochs=3, batch_size=8, random_state=0, lr=1e-2)
+    return dict(backbone=TINY, image_size=TINY_SIZE, max_epochs=3, batch_size=8, random_state=0, lr=1e-2, device="cpu")

@@ -125,7 +125,7 @@ def test_pretrained_weights_are_read_once_and_frozen_tensors_shared(monkeypatch)
 
 def test_trainable_blocks_are_copied_so_fitting_never_changes_the_pretrained_tensors():
     X, y = make_images(16, size=32, channels=3)
-    params = dict(image_size=32, max_epochs=1, batch_size=8, random_state=0, lr=1e-2)
+    params = dict(image_size=32, max_epochs=1, batch_size=8, random_state=0, lr=1e-2, device="cpu")
     clf = FineTunedClassifier(mode="repurpose", trainable_layers=1, **params)
     once = clf.fit(X, y).predict_proba(X)
     twice = clf.fit(X, y).predict_proba(X)

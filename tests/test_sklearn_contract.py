@@ -42,7 +42,7 @@ def test_sklearn_api_checks(Estimator, check):
 
 def _fit(Estimator, tiny_params, X, y):
     if Estimator is BackboneFeatures:
-        return Estimator(backbone=tiny_params["backbone"], image_size=tiny_params["image_size"]).fit(X)
+        return Estimator(backbone=tiny_params["backbone"], image_size=tiny_params["image_size"], device="cpu").fit(X)
     return Estimator(**tiny_params).fit(X, y)
 
 
