@@ -141,6 +141,7 @@ class FineTuneNetwork(nn.Module):
         self.pool = GlobalPool(pooling)
         self.head = head
         self.n_frozen = n_frozen
+        self.n_trainable = len(self.backbone) - n_frozen
         self.bn_trainable = bn_trainable
         for block in self.frozen_blocks():
             block.requires_grad_(False)
@@ -149,7 +150,7 @@ class FineTuneNetwork(nn.Module):
         self.train(False)
 
     def frozen_blocks(self):
-        """Return the frozen blocks, in order.
+        """Return the blocks frozen for the whole fit (the cacheable prefix), in order.
 
         Returns
         -------
@@ -157,10 +158,30 @@ class FineTuneNetwork(nn.Module):
         """
         return list(self.backbone)[: self.n_frozen]
 
+    def set_trainable_blocks(self, n_trainable):
+        """Train only the last ``n_trainable`` of the blocks after the frozen prefix.
+
+        The other blocks after the prefix are held: no gradient and eval mode, as if frozen.
+        Used by warm-up (train the head first) and gradual unfreezing.
+
+        Parameters
+        ----------
+        n_trainable : int
+            From 0 (head only) to ``len(backbone) - n_frozen``.
+        """
+        maximum = len(self.backbone) - self.n_frozen
+        if not 0 <= n_trainable <= maximum:
+            raise ValueError(f"n_trainable must lie in 0..{maximum}. Got {n_trainable!r} instead.")
+        self.n_trainable = n_trainable
+        for index, block in enumerate(self.backbone):
+            if index >= self.n_frozen:
+                block.requires_grad_(index >= len(self.backbone) - n_trainable)
+        self.train(self.training)
+
     def train(self, mode=True):
-        """Set training mode except in frozen blocks (and BatchNorm unless ``bn_trainable``), which stay in eval."""
+        """Set training mode except in frozen or held blocks (and BatchNorm unless ``bn_trainable``)."""
         super().train(mode)
-        for block in self.frozen_blocks():
+        for block in list(self.backbone)[: len(self.backbone) - self.n_trainable]:
             block.eval()
         if not self.bn_trainable:
             for module in self.backbone.modules():

@@ -1,0 +1,73 @@
+"""Keeping fine-tuned weights near their pretrained values, and measuring how far they moved."""
+
+import torch
+from torch import nn
+
+
+def snapshot_trainable(network):
+    """Copy the starting values of every trainable block's parameters.
+
+    Parameters
+    ----------
+    network : FineTuneNetwork
+
+    Returns
+    -------
+    dict of str to list of Tensor
+        Block name -> detached copies of its parameters, in ``parameters()`` order.
+    """
+    blocks = list(network.backbone.named_children())[network.n_frozen :]
+    return {name: [p.detach().clone() for p in block.parameters()] for name, block in blocks}
+
+
+class L2SPPenalty(nn.Module):
+    """``alpha / 2 * sum ||w - w0||^2`` over the trainable backbone weights (L2-SP).
+
+    The current parameters are referenced, not registered (they belong to the network); the
+    starting values are buffers, so they follow the criterion to the device.
+
+    Parameters
+    ----------
+    network : FineTuneNetwork
+    starting_values : dict
+        From :func:`snapshot_trainable`.
+    alpha : float
+    """
+
+    def __init__(self, network, starting_values, alpha):
+        super().__init__()
+        self.alpha = alpha
+        self.parameters_ = [p for name, block in network.backbone.named_children() if name in starting_values
+                            for p in block.parameters()]
+        for index, value in enumerate(v for values in starting_values.values() for v in values):
+            self.register_buffer(f"anchor_{index}", value)
+
+    def forward(self):
+        anchors = [getattr(self, f"anchor_{index}") for index in range(len(self.parameters_))]
+        distance = sum(((p - a) ** 2).sum() for p, a in zip(self.parameters_, anchors))
+        return 0.5 * self.alpha * distance
+
+
+def block_drift(network, starting_values):
+    """Relative L2 distance of each block's parameters from their starting values.
+
+    Parameters
+    ----------
+    network : FineTuneNetwork
+    starting_values : dict
+        From :func:`snapshot_trainable`; blocks absent from it were frozen (drift 0.0).
+
+    Returns
+    -------
+    dict of str to float
+    """
+    drift = {}
+    for name, block in network.backbone.named_children():
+        if name not in starting_values:
+            drift[name] = 0.0
+            continue
+        pairs = list(zip(block.parameters(), starting_values[name]))
+        moved = sum(((p.detach().cpu() - s) ** 2).sum() for p, s in pairs)
+        size = sum((s**2).sum() for _, s in pairs)
+        drift[name] = float(torch.sqrt(moved / size)) if size > 0 else 0.0
+    return drift
