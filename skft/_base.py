@@ -17,7 +17,8 @@ from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 from torch import nn
 
-from ._data import images_to_tensor
+from ._augment import training_collate
+from ._data import as_image_source, at_image_size
 from ._network import MODES, build_network, count_frozen_blocks
 from .backbones import RegistrationTravelsMixin, resolve_backbone
 
@@ -105,6 +106,8 @@ class FineTunedEstimatorBase(RegistrationTravelsMixin, BaseEstimator):
         "optimizer": [StrOptions(set(OPTIMIZERS)), type],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "image_size": [Interval(Integral, 1, None, closed="left"), None],
+        "augment": ["boolean", callable],
+        "num_workers": [Interval(Integral, 0, None, closed="left")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
@@ -129,6 +132,8 @@ class FineTunedEstimatorBase(RegistrationTravelsMixin, BaseEstimator):
         optimizer="adamw",
         weight_decay=1e-4,
         image_size=None,
+        augment=False,
+        num_workers=0,
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=5,
@@ -150,6 +155,8 @@ class FineTunedEstimatorBase(RegistrationTravelsMixin, BaseEstimator):
         self.optimizer = optimizer
         self.weight_decay = weight_decay
         self.image_size = image_size
+        self.augment = augment
+        self.num_workers = num_workers
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
@@ -183,8 +190,10 @@ class FineTunedEstimatorBase(RegistrationTravelsMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of images
-            ``(N, H, W)``, ``(N, H, W, C)`` or ``(N, C, H, W)``, uint8 0..255 or float 0..1.
+        X : array-like of images, or sequence of file paths or PIL images
+            An array ``(N, H, W)``, ``(N, H, W, C)`` or ``(N, C, H, W)`` (uint8 0..255 or float
+            0..1); or a list, array or pandas Series of image file paths, PIL images or arrays of
+            different sizes, read batch by batch. Images of any size are resized to ``image_size``.
         y : array-like of shape (N,) or (N, n_targets)
         sample_weight : array-like of shape (N,), optional
             Per-image weights of the loss.
@@ -195,7 +204,7 @@ class FineTunedEstimatorBase(RegistrationTravelsMixin, BaseEstimator):
         """
         self._validate_params()
         self._check_head()
-        images = images_to_tensor(X)
+        images = as_image_source(X)
         targets = self._encode_targets(y)
         if len(targets) != len(images):
             raise ValueError(f"X and y have different lengths: {len(images)} images but {len(targets)} targets.")
@@ -206,6 +215,7 @@ class FineTunedEstimatorBase(RegistrationTravelsMixin, BaseEstimator):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             network = self._build_network()
+            images = at_image_size(images, self.image_size_)
             train_images, train_targets, valid_dataset = self._split_validation(images, packed, seed)
             net = self._make_net(network, valid_dataset, len(train_images), device)
             net.fit(train_images, train_targets)
@@ -274,6 +284,9 @@ class FineTunedEstimatorBase(RegistrationTravelsMixin, BaseEstimator):
             callbacks=callbacks,
             device=device,
             verbose=self.verbose,
+            iterator_train__collate_fn=training_collate(self.augment, self.image_size_),
+            iterator_train__num_workers=self.num_workers,
+            iterator_valid__num_workers=self.num_workers,
             **optimizer_kwargs,
         )
 
@@ -282,6 +295,6 @@ class FineTunedEstimatorBase(RegistrationTravelsMixin, BaseEstimator):
     def _network_outputs(self, X):
         """Raw network outputs (logits or standardised values) for images ``X`` as a numpy array."""
         check_is_fitted(self)
-        images = images_to_tensor(X)
+        images = as_image_source(X, self.image_size_)
         return self.net_.forward(images, training=False).numpy()
 
