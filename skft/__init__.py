@@ -3,6 +3,7 @@
 from ._cache import cache_info, clear_cache, get_config, set_config
 from ._classification import FineTunedClassifier
 from ._features import BackboneFeatures
+from ._image_folder import load_image_folder
 from ._regression import FineTunedRegressor
 from .backbones import describe_backbone, list_backbones, register_backbone
 
@@ -18,6 +19,7 @@ __all__ = [
     "describe_backbone",
     "get_config",
     "list_backbones",
+    "load_image_folder",
     "register_backbone",
     "set_config",
 ]

@@ -17,8 +17,9 @@ from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 from torch import nn
 
+from ._augment import augmentation_enabled, training_collate
 from ._cache import frozen_activations, prefix_key
-from ._data import images_to_tensor
+from ._data import as_image_source, at_image_size
 from ._network import MODES, build_network, count_frozen_blocks
 from .backbones import RegistrationTravelsMixin, backbone_identity, resolve_backbone, weights_identity
 
@@ -121,6 +122,8 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         "optimizer": [StrOptions(set(OPTIMIZERS)), type],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "image_size": [Interval(Integral, 1, None, closed="left"), None],
+        "augment": ["boolean", callable],
+        "num_workers": [Interval(Integral, 0, None, closed="left")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
@@ -146,6 +149,8 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         optimizer="adamw",
         weight_decay=1e-4,
         image_size=None,
+        augment=False,
+        num_workers=0,
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=5,
@@ -168,6 +173,8 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         self.optimizer = optimizer
         self.weight_decay = weight_decay
         self.image_size = image_size
+        self.augment = augment
+        self.num_workers = num_workers
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
@@ -202,8 +209,10 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
 
         Parameters
         ----------
-        X : array-like of images
-            ``(N, H, W)``, ``(N, H, W, C)`` or ``(N, C, H, W)``, uint8 0..255 or float 0..1.
+        X : array-like of images, or sequence of file paths or PIL images
+            An array ``(N, H, W)``, ``(N, H, W, C)`` or ``(N, C, H, W)`` (uint8 0..255 or float
+            0..1); or a list, array or pandas Series of image file paths, PIL images or arrays of
+            different sizes, read batch by batch. Images of any size are resized to ``image_size``.
         y : array-like of shape (N,) or (N, n_targets)
         sample_weight : array-like of shape (N,), optional
             Per-image weights of the loss.
@@ -214,7 +223,7 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         """
         self._validate_params()
         self._check_head()
-        images = images_to_tensor(X)
+        images = as_image_source(X)
         targets = self._encode_targets(y)
         if len(targets) != len(images):
             raise ValueError(f"X and y have different lengths: {len(images)} images but {len(targets)} targets.")
@@ -225,6 +234,7 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             network = self._build_network()
+            images = at_image_size(images, self.image_size_)
             self.prefix_key_ = self._prefix_key(network, seed)
             inputs = self._network_inputs(network, images, device)
             train, valid = self._split_validation(packed, seed)
@@ -271,7 +281,7 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
 
     def _prefix_key(self, network, seed):
         """Identity of the frozen prefix for the activation cache, or None when nothing is frozen."""
-        if network.n_frozen == 0:
+        if network.n_frozen == 0 or augmentation_enabled(self):
             return None
         normalizer = network.normalizer
         return prefix_key(
@@ -292,7 +302,7 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         network.to(device)
         activations = frozen_activations(
             network, images, key=self.prefix_key_, device=device, batch_size=max(self.batch_size, 64),
-            cache_dir=self.cache_dir,
+            cache_dir=self.cache_dir, num_workers=self.num_workers,
         )
         return {"X": activations, "start_block": torch.full((len(images),), network.cache_start)}
 
@@ -322,6 +332,9 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
             callbacks=callbacks,
             device=device,
             verbose=self.verbose,
+            iterator_train__collate_fn=training_collate(self.augment, self.image_size_),
+            iterator_train__num_workers=self.num_workers,
+            iterator_valid__num_workers=self.num_workers,
             **optimizer_kwargs,
         )
 
@@ -330,9 +343,8 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
     def _network_outputs(self, X):
         """Raw network outputs (logits or standardised values) for images ``X`` as a numpy array."""
         check_is_fitted(self)
-        images = images_to_tensor(X)
-        network = self.net_.module_
-        inputs = self._network_inputs(network, images, str(self.net_.device))
+        images = as_image_source(X, self.image_size_)
+        inputs = self._network_inputs(self.net_.module_, images, str(self.net_.device))
         return self.net_.forward(inputs, training=False).numpy()
 
 

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import torch
 
+from ._data import image_batches
+
 DEFAULT_CACHE_BYTES = 2 * 1024**3
 _FORMAT_VERSION = "1"
 
@@ -238,50 +240,57 @@ class DiskStore:
                 os.remove(temporary)
 
 
-def frozen_activations(network, images, *, key, device, batch_size, cache_dir=None):
+def frozen_activations(network, images, *, key, device, batch_size, cache_dir=None, num_workers=0):
     """The frozen prefix's output for every image, from the cache where possible.
+
+    Images are read batch by batch (file paths are decoded once here, to identify them by
+    content); only the images missing from memory and disk go through the frozen blocks.
 
     Parameters
     ----------
     network : FineTuneNetwork
         Its first ``n_frozen`` blocks are the frozen prefix.
-    images : Tensor of shape (N, C, H, W)
+    images : Tensor of shape (N, C, H, W) or LazyImages
     key : str
         The prefix key (see :func:`prefix_key`).
     device : str
         Where to compute missing activations.
     batch_size : int
-        Images per forward pass for missing activations.
+        Images per forward pass.
     cache_dir : str or Path, optional
         Shared on-disk store consulted after memory and written for every computed entry.
+    num_workers : int, default=0
+        Processes decoding lazily loaded images.
 
     Returns
     -------
     Tensor of shape (N, ...)
         On the CPU, float32.
     """
-    digests = image_digests(images)
     disk = DiskStore(cache_dir, key) if cache_dir is not None else None
-    found = {}
-    for index, digest in enumerate(digests):
-        tensor = _STORE.get((key, digest))
-        if tensor is None and disk is not None:
-            tensor = disk.get(digest)
-            if tensor is not None:
-                _STORE.disk_hits += 1
-                _STORE.put((key, digest), tensor)
+    activations = []
+    for batch in image_batches(images, batch_size, num_workers):
+        digests = image_digests(batch)
+        found = [_lookup(key, digest, disk) for digest in digests]
+        missing = [index for index, tensor in enumerate(found) if tensor is None]
+        _STORE.hits += len(found) - len(missing)
+        _STORE.misses += len(missing)
+        if missing:
+            outputs = network.frozen_prefix(batch[missing].to(device)).float().cpu()
+            for index, output in zip(missing, outputs):
+                found[index] = output.clone()
+                _STORE.put((key, digests[index]), found[index])
+                if disk is not None:
+                    disk.put(digests[index], found[index])
+        activations.extend(found)
+    return torch.stack(activations)
+
+
+def _lookup(key, digest, disk):
+    tensor = _STORE.get((key, digest))
+    if tensor is None and disk is not None:
+        tensor = disk.get(digest)
         if tensor is not None:
-            found[index] = tensor
-    missing = [index for index in range(len(digests)) if index not in found]
-    _STORE.hits += len(found)
-    _STORE.misses += len(missing)
-    for start in range(0, len(missing), batch_size):
-        chunk = missing[start : start + batch_size]
-        outputs = network.frozen_prefix(images[chunk].to(device)).float().cpu()
-        for index, output in zip(chunk, outputs):
-            output = output.clone()
-            found[index] = output
-            _STORE.put((key, digests[index]), output)
-            if disk is not None:
-                disk.put(digests[index], output)
-    return torch.stack([found[index] for index in range(len(digests))])
+            _STORE.disk_hits += 1
+            _STORE.put((key, digest), tensor)
+    return tensor

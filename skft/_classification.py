@@ -8,6 +8,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
 
 from ._base import FineTunedEstimatorBase, WeightedLoss
+from ._targets import check_no_missing_targets
 
 
 class WeightedCrossEntropy(WeightedLoss):
@@ -46,7 +47,19 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
     weight_decay : float, default=1e-4
     image_size : int or None, default=None
         Side of the square images the network sees; ``None``: the backbone's own size (224 for
-        the default). Smaller is much faster.
+        the default). Smaller is much faster. Images of any size, smaller ones too, are resized
+        to it; ``image_size`` itself must be one the backbone accepts (see
+        :func:`skft.describe_backbone`: at least 32 for EfficientNet-Lite).
+    augment : bool or callable, default=False
+        Random changes to training images, drawn anew each epoch: ``True`` crops a random 70-100%
+        of each image (resized back to ``image_size``) and flips half of them left to right, which
+        is wrong where orientation matters (digits, text): pass your own instead, a callable or
+        torchvision transform that takes and returns one ``(C, H, W)`` tensor (``uint8``, or
+        ``float32`` in ``[0, 1]``), e.g. ``torchvision.transforms.v2.RandomRotation(10)``. Only
+        training batches are augmented: never the early-stopping split, never predictions.
+    num_workers : int, default=0
+        Processes that read image files (or PIL images, or arrays of different sizes) and augment
+        them while the network trains; 0 does it in this process.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` (stratified) and stop after ``n_iter_no_change`` epochs
         without improvement of the validation loss, restoring the best weights.
@@ -89,6 +102,7 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
 
     def _encode_targets(self, y):
         y = column_or_1d(y, warn=True)
+        check_no_missing_targets(y)
         check_classification_targets(y)
         self.classes_, codes = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:

@@ -11,7 +11,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ._base import SharesModuleOnClone, resolve_device
-from ._data import images_to_tensor
+from ._data import as_image_source, image_batches
 from ._network import build_network, feature_size
 from .backbones import RegistrationTravelsMixin, resolve_backbone
 
@@ -29,6 +29,9 @@ class BackboneFeatures(SharesModuleOnClone, RegistrationTravelsMixin, ClassNameP
         ``None``: the backbone's own size.
     batch_size : int, default=64
     device : str, default="auto"
+    num_workers : int, default=0
+        Processes that read image files (or PIL images, or arrays of different sizes) while the
+        network runs; 0 reads them in this process.
 
     Attributes
     ----------
@@ -53,16 +56,18 @@ class BackboneFeatures(SharesModuleOnClone, RegistrationTravelsMixin, ClassNameP
         "image_size": [Interval(Integral, 1, None, closed="left"), None],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "device": [str, torch.device],
+        "num_workers": [Interval(Integral, 0, None, closed="left")],
     }
 
     def __init__(self, backbone="efficientnet_lite0", weights="DEFAULT", feature_layer=-1, image_size=None,
-                 batch_size=64, device="auto"):
+                 batch_size=64, device="auto", num_workers=0):
         self.backbone = backbone
         self.weights = weights
         self.feature_layer = feature_layer
         self.image_size = image_size
         self.batch_size = batch_size
         self.device = device
+        self.num_workers = num_workers
 
     def fit(self, X=None, y=None):
         """Resolve the backbone and load its weights; ``X`` and ``y`` are not used.
@@ -97,18 +102,17 @@ class BackboneFeatures(SharesModuleOnClone, RegistrationTravelsMixin, ClassNameP
 
         Parameters
         ----------
-        X : array-like of images
-            ``(N, H, W)``, ``(N, H, W, C)`` or ``(N, C, H, W)``; uint8 0..255 or float 0..1.
+        X : array-like of images, or sequence of file paths or PIL images
+            As for :meth:`skft.FineTunedClassifier.fit`.
 
         Returns
         -------
         ndarray of shape (N, n_features_out_), float32
         """
         check_is_fitted(self)
-        images = images_to_tensor(X)
+        images = as_image_source(X, self.image_size_)
         outputs = []
         with torch.inference_mode():
-            for start in range(0, len(images), self.batch_size):
-                batch = images[start : start + self.batch_size].to(self.device_)
-                outputs.append(self.network_.features(batch).float().cpu())
+            for batch in image_batches(images, self.batch_size, self.num_workers):
+                outputs.append(self.network_.features(batch.to(self.device_)).float().cpu())
         return torch.cat(outputs).numpy().astype(np.float32, copy=False)

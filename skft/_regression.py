@@ -5,6 +5,7 @@ from sklearn.base import RegressorMixin
 from sklearn.utils.validation import check_array
 
 from ._base import FineTunedEstimatorBase, WeightedLoss
+from ._targets import check_no_missing_targets
 
 
 class WeightedSquaredError(WeightedLoss):
@@ -44,6 +45,7 @@ class FineTunedRegressor(RegressorMixin, FineTunedEstimatorBase):
 
     def _encode_targets(self, y):
         y = np.asarray(y)
+        check_no_missing_targets(y)
         self.target_ndim_ = y.ndim
         y2d = check_array(y.reshape(-1, 1) if y.ndim == 1 else y, dtype=np.float64, input_name="y")
         self.n_targets_ = y2d.shape[1]

@@ -142,3 +142,9 @@ def test_clone_shares_a_user_module_instead_of_copying_it():
     estimator = FineTunedClassifier(backbone=module, image_size=16)
     assert clone(estimator).backbone is module
     assert clone(estimator).get_params()["image_size"] == 16
+
+
+def test_augmentation_bypasses_the_cache(tiny_params):
+    X, y = make_images(20)
+    FineTunedClassifier(augment=lambda batch: batch, **tiny_params).fit(X, y).predict(X)
+    assert cache_info().misses == 0 and cache_info().hits == 0
