@@ -21,38 +21,26 @@ from ._augment import augmentation_enabled, training_collate
 from ._cache import frozen_activations, prefix_key
 from ._data import as_image_source, at_image_size
 from ._network import MODES, build_network, count_frozen_blocks
+from ._optim import LR_SCHEDULES, OPTIMIZERS, SGD_MOMENTUM, TrainableOnly, param_groups, schedule_callback
+from ._regularizers import L2SPPenalty, block_drift, snapshot_trainable
+from .callbacks import GradualUnfreezing
 from .backbones import RegistrationTravelsMixin, backbone_identity, resolve_backbone, weights_identity
 
-OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
-SGD_MOMENTUM = 0.9
-
-
-class TrainableOnly:
-    """An optimizer factory that hands only trainable parameters to the optimizer.
-
-    skorch gives the optimizer every parameter of the module; frozen ones must not be in it
-    (no weight decay on them, no optimizer state for them).
-
-    Parameters
-    ----------
-    optimizer_class : type
-        A ``torch.optim.Optimizer`` subclass.
-    """
-
-    def __init__(self, optimizer_class):
-        self.optimizer_class = optimizer_class
-
-    def __call__(self, param_groups, **kwargs):
-        groups = [dict(group, params=[p for p in group["params"] if p.requires_grad]) for group in param_groups]
-        return self.optimizer_class([group for group in groups if group["params"]], **kwargs)
-
-
 class WeightedLoss(nn.Module):
-    """Mean of a per-sample loss weighted by the last column of the target.
+    """Mean of a per-sample loss weighted by the last column of the target, plus a penalty.
 
     The estimators pack ``sample_weight`` into the target tensor so that weights travel with
     each batch through skorch's ordinary data path.
+
+    Parameters
+    ----------
+    penalty : nn.Module, optional
+        Called with no argument; its value is added to the training loss (e.g. L2-SP).
     """
+
+    def __init__(self, penalty=None):
+        super().__init__()
+        self.penalty = penalty
 
     def per_sample(self, outputs, targets):
         """Return one loss per sample; subclasses define it."""
@@ -61,7 +49,10 @@ class WeightedLoss(nn.Module):
     def forward(self, outputs, packed_targets):
         targets, weights = packed_targets[:, :-1], packed_targets[:, -1]
         losses = self.per_sample(outputs, targets)
-        return (losses * weights).sum() / weights.sum().clamp_min(torch.finfo(weights.dtype).tiny)
+        loss = (losses * weights).sum() / weights.sum().clamp_min(torch.finfo(weights.dtype).tiny)
+        if self.penalty is not None and self.training:
+            loss = loss + self.penalty()
+        return loss
 
 
 def resolve_device(device):
@@ -132,6 +123,12 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         "verbose": ["verbose"],
         "callbacks": [list, None],
         "cache_dir": [str, os.PathLike, None],
+        "lr_decay": [Interval(Real, 0, 1, closed="right")],
+        "head_lr_scale": [Interval(Real, 0, None, closed="neither")],
+        "warmup_epochs": [Interval(Integral, 0, None, closed="left")],
+        "l2sp_alpha": [Interval(Real, 0, None, closed="left")],
+        "lr_schedule": [StrOptions(set(LR_SCHEDULES)), None],
+        "bn_trainable": ["boolean"],
     }
 
     def __init__(
@@ -159,6 +156,12 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         verbose=0,
         callbacks=None,
         cache_dir=None,
+        lr_decay=1.0,
+        head_lr_scale=1.0,
+        warmup_epochs=0,
+        l2sp_alpha=0.0,
+        lr_schedule=None,
+        bn_trainable=False,
     ):
         self.backbone = backbone
         self.weights = weights
@@ -183,6 +186,12 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         self.verbose = verbose
         self.callbacks = callbacks
         self.cache_dir = cache_dir
+        self.lr_decay = lr_decay
+        self.head_lr_scale = head_lr_scale
+        self.warmup_epochs = warmup_epochs
+        self.l2sp_alpha = l2sp_alpha
+        self.lr_schedule = lr_schedule
+        self.bn_trainable = bn_trainable
 
     # -- hooks for subclasses -------------------------------------------------------------
 
@@ -190,8 +199,8 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         """Validate ``y``, set the fitted target attributes, return float32 targets ``(N, k)``."""
         raise NotImplementedError
 
-    def _make_criterion(self):
-        """Return the :class:`WeightedLoss` for this task."""
+    def _make_criterion(self, penalty):
+        """Return the :class:`WeightedLoss` for this task, adding ``penalty`` (or None) to it."""
         raise NotImplementedError
 
     def _n_outputs(self):
@@ -201,6 +210,10 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
     def _stratify(self, targets):
         """Labels to stratify the early-stopping split on, or None."""
         return None
+
+    def _target_weights(self, targets):
+        """Per-sample weights implied by the targets (class weights); ones by default."""
+        return np.ones(len(targets), dtype=np.float32)
 
     # -- fitting -----------------------------------------------------------------------------
 
@@ -228,6 +241,7 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         if len(targets) != len(images):
             raise ValueError(f"X and y have different lengths: {len(images)} images but {len(targets)} targets.")
         weights = _check_sample_weight(sample_weight, np.empty(len(images)), dtype=np.float32)
+        weights = weights * self._target_weights(targets)
         packed = torch.from_numpy(np.column_stack([targets, weights]).astype(np.float32))
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         device = resolve_device(self.device)
@@ -239,10 +253,12 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
             inputs = self._network_inputs(network, images, device)
             train, valid = self._split_validation(packed, seed)
             valid_dataset = Dataset(_take(inputs, valid), packed[valid]) if valid is not None else None
-            net = self._make_net(network, valid_dataset, len(train), device)
+            starting_values = snapshot_trainable(network)
+            net = self._make_net(network, valid_dataset, len(train), device, starting_values)
             net.fit(_take(inputs, train), packed[train])
         self.net_ = net
         self.history_ = net.history
+        self.drift_ = block_drift(network, starting_values)
         return self
 
     def _check_head(self):
@@ -264,6 +280,7 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
             head=self.head,
             n_outputs=self._n_outputs(),
             dropout=self.dropout,
+            bn_trainable=self.bn_trainable,
         )
         self.backbone_name_ = resolved.name
         self.block_names_ = [name for name, _ in network.backbone.named_children()]
@@ -306,22 +323,26 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         )
         return {"X": activations, "start_block": torch.full((len(images),), network.cache_start)}
 
-    def _make_net(self, network, valid_dataset, n_train, device):
-        callbacks = copy.deepcopy(list(self.callbacks or []))
-        if self.early_stopping:
-            callbacks.append(
-                ("early_stopping", EarlyStopping(monitor="valid_loss", patience=self.n_iter_no_change, load_best=True))
-            )
-        optimizer_class = OPTIMIZERS.get(self.optimizer, self.optimizer)
-        optimizer_kwargs = {"optimizer__weight_decay": self.weight_decay}
-        if optimizer_class is torch.optim.SGD:
-            optimizer_kwargs["optimizer__momentum"] = SGD_MOMENTUM
+    def _make_net(self, network, valid_dataset, n_train, device, starting_values):
         # A last training batch of one image breaks BatchNorm in training mode: drop it (it is a
         # different image each epoch, since batches are shuffled).
         drop_last = n_train % self.batch_size == 1 and n_train > 1
+        steps_per_epoch = n_train // self.batch_size if drop_last else -(-n_train // self.batch_size)
+        optimizer_class = OPTIMIZERS.get(self.optimizer, self.optimizer)
+        optimizer_kwargs = {
+            "optimizer__weight_decay": self.weight_decay,
+            "optimizer__param_groups": param_groups(
+                [name for name, _ in network.backbone.named_children()], network.n_frozen, lr=self.lr,
+                lr_decay=self.lr_decay, head_lr_scale=self.head_lr_scale, weight_decay=self.weight_decay,
+                l2sp=self.l2sp_alpha > 0,
+            ),
+        }
+        if optimizer_class is torch.optim.SGD:
+            optimizer_kwargs["optimizer__momentum"] = SGD_MOMENTUM
+        penalty = L2SPPenalty(network, starting_values, self.l2sp_alpha) if self.l2sp_alpha > 0 else None
         return NeuralNet(
             module=network,
-            criterion=self._make_criterion(),
+            criterion=self._make_criterion(penalty),
             optimizer=TrainableOnly(optimizer_class),
             lr=self.lr,
             max_epochs=self.max_epochs,
@@ -329,7 +350,7 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
             iterator_train__shuffle=True,
             iterator_train__drop_last=drop_last,
             train_split=predefined_split(valid_dataset) if valid_dataset is not None else None,
-            callbacks=callbacks,
+            callbacks=self._callbacks(len(network.backbone), self.max_epochs * steps_per_epoch),
             device=device,
             verbose=self.verbose,
             iterator_train__collate_fn=training_collate(self.augment, self.image_size_),
@@ -337,6 +358,21 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
             iterator_valid__num_workers=self.num_workers,
             **optimizer_kwargs,
         )
+
+    def _callbacks(self, n_blocks, total_steps):
+        """The user's callbacks (copied), then early stopping, warm-up and the LR schedule."""
+        callbacks = copy.deepcopy(list(self.callbacks or []))
+        if self.early_stopping:
+            callbacks.append(
+                ("early_stopping", EarlyStopping(monitor="valid_loss", patience=self.n_iter_no_change, load_best=True))
+            )
+        if self.warmup_epochs:
+            callbacks.append(
+                ("head_warmup", GradualUnfreezing(start_epoch=self.warmup_epochs, blocks_per_step=n_blocks))
+            )
+        if self.lr_schedule is not None:
+            callbacks.append(("lr_schedule", schedule_callback(self.lr_schedule, total_steps)))
+        return callbacks
 
     # -- prediction ------------------------------------------------------------------------
 

@@ -1,9 +1,13 @@
 """FineTunedClassifier: a pretrained backbone fine-tuned to predict labels of any type."""
 
+from numbers import Real
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.base import ClassifierMixin
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
 
@@ -12,10 +16,20 @@ from ._targets import check_no_missing_targets
 
 
 class WeightedCrossEntropy(WeightedLoss):
-    """Cross-entropy on logits, one value per sample (targets hold class indices as floats)."""
+    """Cross-entropy on logits, one value per sample (targets hold class indices as floats).
+
+    Parameters
+    ----------
+    label_smoothing : float
+    penalty : nn.Module, optional
+    """
+
+    def __init__(self, label_smoothing=0.0, penalty=None):
+        super().__init__(penalty)
+        self.label_smoothing = label_smoothing
 
     def per_sample(self, outputs, targets):
-        return F.cross_entropy(outputs, targets[:, 0].long(), reduction="none")
+        return F.cross_entropy(outputs, targets[:, 0].long(), reduction="none", label_smoothing=self.label_smoothing)
 
 
 class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
@@ -73,6 +87,26 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         ``0`` is silent; ``1`` prints skorch's table of epochs.
     callbacks : list of skorch callbacks or None, default=None
         Extra callbacks for the skorch net (copied on every fit).
+    cache_dir : str, path or None, default=None
+        A folder for the frozen-prefix activation cache, shared by parallel workers (see the README).
+    lr_decay : float in (0, 1], default=1.0
+        Layer-wise learning-rate decay: the trainable block ``k`` places below the head (the top
+        block is ``k = 1``) trains at ``lr * lr_decay**k``. ``1.0`` is off.
+    head_lr_scale : float, default=1.0
+        The head's learning rate as a multiple of ``lr``.
+    warmup_epochs : int, default=0
+        Train only the head for that many epochs, then the blocks the mode trains (LP-FT).
+    l2sp_alpha : float, default=0.0
+        L2-SP: add ``l2sp_alpha / 2 * ||w - w_pretrained||^2`` over the trainable backbone weights
+        to the training loss; those weights then get no plain weight decay (the head keeps it).
+    lr_schedule : {"cosine", "onecycle"} or None, default=None
+        Per-batch schedule with a linear warm-up (see the user guide).
+    bn_trainable : bool, default=False
+        Whether BatchNorm in trainable blocks normalises with batch statistics and updates its
+        running statistics. ``False`` keeps the pretrained statistics (measured better; README).
+    label_smoothing : float in [0, 1), default=0.0
+    class_weight : "balanced", dict or None, default=None
+        Weights of the classes in the loss, as in scikit-learn (multiplying ``sample_weight``).
 
     Attributes
     ----------
@@ -87,6 +121,9 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
     block_names_ : list of str
         The blocks kept, up to ``feature_layer``.
     n_frozen_blocks_ : int
+    drift_ : dict of str to float
+        Per block: the relative L2 distance of its parameters from their starting (pretrained)
+        values after the fit; 0.0 for frozen blocks.
 
     Examples
     --------
@@ -99,6 +136,80 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
     >>> clf.fit(X, y).predict(X[:2]).shape
     (2,)
     """
+
+    _parameter_constraints = {
+        **FineTunedEstimatorBase._parameter_constraints,
+        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
+        "class_weight": [StrOptions({"balanced"}), dict, None],
+    }
+
+    def __init__(
+        self,
+        backbone="efficientnet_lite0",
+        weights="DEFAULT",
+        mode="repurpose",
+        trainable_layers=1,
+        feature_layer=-1,
+        head=(),
+        dropout=0.0,
+        lr=1e-3,
+        batch_size=32,
+        max_epochs=10,
+        optimizer="adamw",
+        weight_decay=1e-4,
+        image_size=None,
+        augment=False,
+        num_workers=0,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=5,
+        device="auto",
+        random_state=None,
+        verbose=0,
+        callbacks=None,
+        cache_dir=None,
+        lr_decay=1.0,
+        head_lr_scale=1.0,
+        warmup_epochs=0,
+        l2sp_alpha=0.0,
+        lr_schedule=None,
+        bn_trainable=False,
+        label_smoothing=0.0,
+        class_weight=None,
+    ):
+        super().__init__(
+            backbone=backbone,
+            weights=weights,
+            mode=mode,
+            trainable_layers=trainable_layers,
+            feature_layer=feature_layer,
+            head=head,
+            dropout=dropout,
+            lr=lr,
+            batch_size=batch_size,
+            max_epochs=max_epochs,
+            optimizer=optimizer,
+            weight_decay=weight_decay,
+            image_size=image_size,
+            augment=augment,
+            num_workers=num_workers,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change,
+            device=device,
+            random_state=random_state,
+            verbose=verbose,
+            callbacks=callbacks,
+            cache_dir=cache_dir,
+            lr_decay=lr_decay,
+            head_lr_scale=head_lr_scale,
+            warmup_epochs=warmup_epochs,
+            l2sp_alpha=l2sp_alpha,
+            lr_schedule=lr_schedule,
+            bn_trainable=bn_trainable,
+        )
+        self.label_smoothing = label_smoothing
+        self.class_weight = class_weight
 
     def _encode_targets(self, y):
         y = column_or_1d(y, warn=True)
@@ -115,8 +226,22 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
     def _n_outputs(self):
         return len(self.classes_)
 
-    def _make_criterion(self):
-        return WeightedCrossEntropy()
+    def _make_criterion(self, penalty):
+        return WeightedCrossEntropy(self.label_smoothing, penalty)
+
+    def _target_weights(self, targets):
+        codes = targets[:, 0].astype(int)
+        if self.class_weight is None:
+            return np.ones(len(codes), dtype=np.float32)
+        if self.class_weight == "balanced":
+            return compute_sample_weight("balanced", codes).astype(np.float32)
+        unknown = [label for label in self.class_weight if label not in set(self.classes_.tolist())]
+        if unknown:
+            raise ValueError(
+                f"class_weight names labels {unknown} that are not in y. The classes are {self.classes_.tolist()}."
+            )
+        per_class = np.array([self.class_weight.get(label, 1.0) for label in self.classes_], dtype=np.float32)
+        return per_class[codes]
 
     def _stratify(self, targets):
         return targets[:, 0].numpy()

@@ -62,7 +62,7 @@ def count_frozen_blocks(mode, trainable_layers, n_blocks, backbone_name):
     return n_blocks - trainable_layers
 
 
-def build_network(resolved, *, image_size, feature_layer, n_frozen_for, head, n_outputs, dropout):
+def build_network(resolved, *, image_size, feature_layer, n_frozen_for, head, n_outputs, dropout, bn_trainable=False):
     """Assemble the whole network for a fit.
 
     Parameters
@@ -77,6 +77,8 @@ def build_network(resolved, *, image_size, feature_layer, n_frozen_for, head, n_
     n_outputs : int or None
         Size of the output layer (``None``: features only).
     dropout : float
+    bn_trainable : bool, default=False
+        See :class:`FineTuneNetwork`.
 
     Returns
     -------
@@ -86,7 +88,9 @@ def build_network(resolved, *, image_size, feature_layer, n_frozen_for, head, n_
     pre.check_image_size(image_size, resolved.name)
     blocks = select_blocks(resolved.parts.blocks, feature_layer, resolved.name)
     normalizer = ImageNormalizer(image_size, pre.mean, pre.std)
-    network = FineTuneNetwork(blocks, resolved.parts.pooling, torch.nn.Identity(), normalizer, n_frozen_for(len(blocks)))
+    network = FineTuneNetwork(
+        blocks, resolved.parts.pooling, torch.nn.Identity(), normalizer, n_frozen_for(len(blocks)), bn_trainable
+    )
     network.head = build_head(feature_size(network, image_size), tuple(head), n_outputs, dropout)
     return network
 

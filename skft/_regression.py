@@ -57,8 +57,8 @@ class FineTunedRegressor(RegressorMixin, FineTunedEstimatorBase):
     def _n_outputs(self):
         return self.n_targets_
 
-    def _make_criterion(self):
-        return WeightedSquaredError()
+    def _make_criterion(self, penalty):
+        return WeightedSquaredError(penalty)
 
     def predict(self, X):
         """Predict targets for images ``X``.
