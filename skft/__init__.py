@@ -2,6 +2,7 @@
 
 from ._classification import FineTunedClassifier
 from ._features import BackboneFeatures
+from ._persistence import load
 from ._regression import FineTunedRegressor
 from .backbones import describe_backbone, list_backbones, register_backbone
 
@@ -14,5 +15,6 @@ __all__ = [
     "__version__",
     "describe_backbone",
     "list_backbones",
+    "load",
     "register_backbone",
 ]

@@ -18,7 +18,9 @@ from skorch.helper import predefined_split
 from torch import nn
 
 from ._data import images_to_tensor
+from ._lifecycle import continue_from, fit_interrupted, fit_reporting_interrupt, keeps_previous_fit_on_error
 from ._network import MODES, build_network, count_frozen_blocks
+from ._persistence import save_model
 from .backbones import RegistrationTravelsMixin, resolve_backbone
 
 OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
@@ -112,6 +114,7 @@ class FineTunedEstimatorBase(RegistrationTravelsMixin, BaseEstimator):
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "callbacks": [list, None],
+        "warm_start": ["boolean"],
     }
 
     def __init__(
@@ -136,6 +139,7 @@ class FineTunedEstimatorBase(RegistrationTravelsMixin, BaseEstimator):
         random_state=None,
         verbose=0,
         callbacks=None,
+        warm_start=False,
     ):
         self.backbone = backbone
         self.weights = weights
@@ -157,6 +161,7 @@ class FineTunedEstimatorBase(RegistrationTravelsMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks
+        self.warm_start = warm_start
 
     # -- hooks for subclasses -------------------------------------------------------------
 
@@ -178,6 +183,7 @@ class FineTunedEstimatorBase(RegistrationTravelsMixin, BaseEstimator):
 
     # -- fitting -----------------------------------------------------------------------------
 
+    @keeps_previous_fit_on_error
     def fit(self, X, y, sample_weight=None):
         """Fine-tune the backbone and train the head on images ``X`` and targets ``y``.
 
@@ -192,6 +198,13 @@ class FineTunedEstimatorBase(RegistrationTravelsMixin, BaseEstimator):
         Returns
         -------
         self
+
+        Raises
+        ------
+        KeyboardInterrupt
+            Re-raised after Ctrl-C, once the weights and history reached so far are kept in the
+            estimator (usable for predict; ``warm_start=True`` continues from them). A fit that
+            fails, or is interrupted before training starts, leaves the estimator as it was.
         """
         self._validate_params()
         self._check_head()
@@ -206,12 +219,20 @@ class FineTunedEstimatorBase(RegistrationTravelsMixin, BaseEstimator):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             network = self._build_network()
+            if self._continues_previous_fit():
+                continue_from(network, self.net_.module_)
             train_images, train_targets, valid_dataset = self._split_validation(images, packed, seed)
             net = self._make_net(network, valid_dataset, len(train_images), device)
-            net.fit(train_images, train_targets)
+            interrupted = fit_reporting_interrupt(net, train_images, train_targets)
         self.net_ = net
         self.history_ = net.history
+        if interrupted:
+            raise fit_interrupted(net.history)
         return self
+
+    def _continues_previous_fit(self):
+        """Whether this fit starts from the weights of the previous one (``warm_start=True`` after a fit)."""
+        return self.warm_start and hasattr(self, "net_")
 
     def _check_head(self):
         if not all(isinstance(size, Integral) and size > 0 for size in self.head):
@@ -276,6 +297,33 @@ class FineTunedEstimatorBase(RegistrationTravelsMixin, BaseEstimator):
             verbose=self.verbose,
             **optimizer_kwargs,
         )
+
+    def save(self, path):
+        """Save the fitted estimator to one file that loading can never run code from.
+
+        The file is a safetensors file: the network's weights as tensors, and in its metadata, as JSON,
+        the parameters, the fitted attributes (classes, target scaling, preprocessing, history), the
+        skft version and the backbone's identity. Read it back with :func:`skft.load`. The write is
+        atomic: an interrupted save leaves any previous file at ``path`` intact.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Where to write, e.g. ``"model.skft"``.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        TypeError
+            When a parameter is not a plain value (an ``nn.Module`` backbone, callbacks, a
+            ``RandomState``, an optimizer class outside ``torch.optim``); the message names it.
+            pickle and joblib store such estimators, for files you trust.
+        """
+        save_model(self, path)
+        return self
 
     # -- prediction ------------------------------------------------------------------------
 

@@ -60,6 +60,12 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         ``0`` is silent; ``1`` prints skorch's table of epochs.
     callbacks : list of skorch callbacks or None, default=None
         Extra callbacks for the skorch net (copied on every fit).
+    warm_start : bool, default=False
+        When True and the estimator holds a network (from a fit, an interrupted fit or
+        :func:`skft.load`), ``fit`` continues from its weights instead of the pretrained ones, for
+        another ``max_epochs`` epochs with a fresh optimizer. The network's shape (backbone,
+        ``feature_layer``, ``head``) and the classes must stay the same; ``mode`` and
+        ``trainable_layers`` may change (e.g. train the head first, then unfreeze).
 
     Attributes
     ----------
@@ -74,6 +80,13 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
     block_names_ : list of str
         The blocks kept, up to ``feature_layer``.
     n_frozen_blocks_ : int
+
+    Notes
+    -----
+    Ctrl-C during ``fit`` keeps the weights and history reached so far (the estimator predicts with
+    them) and then re-raises ``KeyboardInterrupt``, so a grid search stops instead of scoring a
+    truncated fit. :meth:`save` and :func:`skft.load` store a fitted estimator in a safetensors
+    file that cannot run code when loaded; pickle and joblib work too, for files you trust.
 
     Examples
     --------
@@ -90,7 +103,14 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
     def _encode_targets(self, y):
         y = column_or_1d(y, warn=True)
         check_classification_targets(y)
-        self.classes_, codes = np.unique(y, return_inverse=True)
+        classes, codes = np.unique(y, return_inverse=True)
+        if self._continues_previous_fit() and not np.array_equal(classes, self.classes_):
+            raise ValueError(
+                f"warm_start=True continues the previous fit, which learned classes {self.classes_.tolist()}, but y "
+                f"has classes {classes.tolist()}. Pass y with the same classes, or warm_start=False to start again "
+                "from the pretrained weights."
+            )
+        self.classes_ = classes
         if len(self.classes_) < 2:
             raise ValueError(
                 f"y has a single class ({self.classes_[0]!r}); a classifier needs at least 2. Pass labels of two or "
