@@ -4,6 +4,7 @@ from ._cache import cache_info, clear_cache, get_config, set_config
 from ._classification import FineTunedClassifier
 from ._features import BackboneFeatures
 from ._image_folder import load_image_folder
+from ._persistence import load
 from ._regression import FineTunedRegressor
 from .backbones import describe_backbone, list_backbones, register_backbone
 
@@ -20,6 +21,7 @@ __all__ = [
     "get_config",
     "list_backbones",
     "load_image_folder",
+    "load",
     "register_backbone",
     "set_config",
 ]

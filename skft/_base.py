@@ -20,7 +20,9 @@ from torch import nn
 from ._augment import augmentation_enabled, training_collate
 from ._cache import frozen_activations, prefix_key
 from ._data import as_image_source, at_image_size
+from ._lifecycle import continue_from, fit_interrupted, fit_reporting_interrupt, keeps_previous_fit_on_error
 from ._network import MODES, build_network, count_frozen_blocks
+from ._persistence import save_model
 from ._optim import LR_SCHEDULES, OPTIMIZERS, SGD_MOMENTUM, TrainableOnly, param_groups, schedule_callback
 from ._regularizers import L2SPPenalty, block_drift, snapshot_trainable
 from .callbacks import GradualUnfreezing
@@ -129,6 +131,7 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         "l2sp_alpha": [Interval(Real, 0, None, closed="left")],
         "lr_schedule": [StrOptions(set(LR_SCHEDULES)), None],
         "bn_trainable": ["boolean"],
+        "warm_start": ["boolean"],
     }
 
     def __init__(
@@ -162,6 +165,7 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         l2sp_alpha=0.0,
         lr_schedule=None,
         bn_trainable=False,
+        warm_start=False,
     ):
         self.backbone = backbone
         self.weights = weights
@@ -192,6 +196,7 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         self.l2sp_alpha = l2sp_alpha
         self.lr_schedule = lr_schedule
         self.bn_trainable = bn_trainable
+        self.warm_start = warm_start
 
     # -- hooks for subclasses -------------------------------------------------------------
 
@@ -217,6 +222,7 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
 
     # -- fitting -----------------------------------------------------------------------------
 
+    @keeps_previous_fit_on_error
     def fit(self, X, y, sample_weight=None):
         """Fine-tune the backbone and train the head on images ``X`` and targets ``y``.
 
@@ -233,6 +239,13 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         Returns
         -------
         self
+
+        Raises
+        ------
+        KeyboardInterrupt
+            Re-raised after Ctrl-C, once the weights and history reached so far are kept in the
+            estimator (usable for predict; ``warm_start=True`` continues from them). A fit that
+            fails, or is interrupted before training starts, leaves the estimator as it was.
         """
         self._validate_params()
         self._check_head()
@@ -249,17 +262,27 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
             torch.manual_seed(seed)
             network = self._build_network()
             images = at_image_size(images, self.image_size_)
-            self.prefix_key_ = self._prefix_key(network, seed)
+            continues = self._continues_previous_fit()
+            if continues:
+                continue_from(network, self.net_.module_)
+            # A continued fit may start from frozen blocks that trained before: no cached activations.
+            self.prefix_key_ = None if continues else self._prefix_key(network, seed)
             inputs = self._network_inputs(network, images, device)
             train, valid = self._split_validation(packed, seed)
             valid_dataset = Dataset(_take(inputs, valid), packed[valid]) if valid is not None else None
             starting_values = snapshot_trainable(network)
             net = self._make_net(network, valid_dataset, len(train), device, starting_values)
-            net.fit(_take(inputs, train), packed[train])
+            interrupted = fit_reporting_interrupt(net, _take(inputs, train), packed[train])
         self.net_ = net
         self.history_ = net.history
         self.drift_ = block_drift(network, starting_values)
+        if interrupted:
+            raise fit_interrupted(net.history)
         return self
+
+    def _continues_previous_fit(self):
+        """Whether this fit starts from the weights of the previous one (``warm_start=True`` after a fit)."""
+        return self.warm_start and hasattr(self, "net_")
 
     def _check_head(self):
         if not all(isinstance(size, Integral) and size > 0 for size in self.head):
@@ -373,6 +396,33 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         if self.lr_schedule is not None:
             callbacks.append(("lr_schedule", schedule_callback(self.lr_schedule, total_steps)))
         return callbacks
+
+    def save(self, path):
+        """Save the fitted estimator to one file that loading can never run code from.
+
+        The file is a safetensors file: the network's weights as tensors, and in its metadata, as JSON,
+        the parameters, the fitted attributes (classes, target scaling, preprocessing, history), the
+        skft version and the backbone's identity. Read it back with :func:`skft.load`. The write is
+        atomic: an interrupted save leaves any previous file at ``path`` intact.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Where to write, e.g. ``"model.skft"``.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        TypeError
+            When a parameter is not a plain value (an ``nn.Module`` backbone, callbacks, a
+            ``RandomState``, an optimizer class outside ``torch.optim``); the message names it.
+            pickle and joblib store such estimators, for files you trust.
+        """
+        save_model(self, path)
+        return self
 
     # -- prediction ------------------------------------------------------------------------
 

@@ -12,8 +12,6 @@ a half-written entry).
 """
 
 import hashlib
-import os
-import tempfile
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from ._atomic import atomic_write
 from ._data import image_batches
 
 DEFAULT_CACHE_BYTES = 2 * 1024**3
@@ -230,14 +229,8 @@ class DiskStore:
 
         path = self._path(digest)
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".safetensors")
-        os.close(handle)
-        try:
+        with atomic_write(path) as temporary:
             save_file({"activation": tensor.contiguous()}, temporary)
-            os.replace(temporary, path)
-        finally:
-            if os.path.exists(temporary):
-                os.remove(temporary)
 
 
 def frozen_activations(network, images, *, key, device, batch_size, cache_dir=None, num_workers=0):

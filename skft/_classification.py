@@ -107,6 +107,12 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
     label_smoothing : float in [0, 1), default=0.0
     class_weight : "balanced", dict or None, default=None
         Weights of the classes in the loss, as in scikit-learn (multiplying ``sample_weight``).
+    warm_start : bool, default=False
+        When True and the estimator holds a network (from a fit, an interrupted fit or
+        :func:`skft.load`), ``fit`` continues from its weights instead of the pretrained ones, for
+        another ``max_epochs`` epochs with a fresh optimizer. The network's shape (backbone,
+        ``feature_layer``, ``head``) and the classes must stay the same; ``mode`` and
+        ``trainable_layers`` may change (e.g. train the head first, then unfreeze).
 
     Attributes
     ----------
@@ -124,6 +130,13 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
     drift_ : dict of str to float
         Per block: the relative L2 distance of its parameters from their starting (pretrained)
         values after the fit; 0.0 for frozen blocks.
+
+    Notes
+    -----
+    Ctrl-C during ``fit`` keeps the weights and history reached so far (the estimator predicts with
+    them) and then re-raises ``KeyboardInterrupt``, so a grid search stops instead of scoring a
+    truncated fit. :meth:`save` and :func:`skft.load` store a fitted estimator in a safetensors
+    file that cannot run code when loaded; pickle and joblib work too, for files you trust.
 
     Examples
     --------
@@ -174,6 +187,7 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         l2sp_alpha=0.0,
         lr_schedule=None,
         bn_trainable=False,
+        warm_start=False,
         label_smoothing=0.0,
         class_weight=None,
     ):
@@ -207,6 +221,7 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
             l2sp_alpha=l2sp_alpha,
             lr_schedule=lr_schedule,
             bn_trainable=bn_trainable,
+            warm_start=warm_start,
         )
         self.label_smoothing = label_smoothing
         self.class_weight = class_weight
@@ -215,7 +230,14 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         y = column_or_1d(y, warn=True)
         check_no_missing_targets(y)
         check_classification_targets(y)
-        self.classes_, codes = np.unique(y, return_inverse=True)
+        classes, codes = np.unique(y, return_inverse=True)
+        if self._continues_previous_fit() and not np.array_equal(classes, self.classes_):
+            raise ValueError(
+                f"warm_start=True continues the previous fit, which learned classes {self.classes_.tolist()}, but y "
+                f"has classes {classes.tolist()}. Pass y with the same classes, or warm_start=False to start again "
+                "from the pretrained weights."
+            )
+        self.classes_ = classes
         if len(self.classes_) < 2:
             raise ValueError(
                 f"y has a single class ({self.classes_[0]!r}); a classifier needs at least 2. Pass labels of two or "

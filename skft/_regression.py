@@ -19,7 +19,8 @@ class FineTunedRegressor(RegressorMixin, FineTunedEstimatorBase):
     """Image regressor that fine-tunes a pretrained backbone and trains a new head.
 
     Targets are standardised for training (zero mean, unit variance per column) and predictions
-    are transformed back. The parameters are those of :class:`skft.FineTunedClassifier`.
+    are transformed back; a fit with ``warm_start=True`` keeps the standardisation of the fit it
+    continues. The parameters are those of :class:`skft.FineTunedClassifier`.
 
     Attributes
     ----------
@@ -46,12 +47,20 @@ class FineTunedRegressor(RegressorMixin, FineTunedEstimatorBase):
     def _encode_targets(self, y):
         y = np.asarray(y)
         check_no_missing_targets(y)
-        self.target_ndim_ = y.ndim
         y2d = check_array(y.reshape(-1, 1) if y.ndim == 1 else y, dtype=np.float64, input_name="y")
+        if self._continues_previous_fit():
+            if y2d.shape[1] != self.n_targets_:
+                raise ValueError(
+                    f"warm_start=True continues the previous fit, which learned {self.n_targets_} target(s), but y has "
+                    f"{y2d.shape[1]}. Pass y with as many columns, or warm_start=False to start again from the "
+                    "pretrained weights."
+                )
+        else:
+            self.target_mean_ = y2d.mean(axis=0)
+            scale = y2d.std(axis=0)
+            self.target_scale_ = np.where(scale > 0, scale, 1.0)
         self.n_targets_ = y2d.shape[1]
-        self.target_mean_ = y2d.mean(axis=0)
-        scale = y2d.std(axis=0)
-        self.target_scale_ = np.where(scale > 0, scale, 1.0)
+        self.target_ndim_ = y.ndim
         return ((y2d - self.target_mean_) / self.target_scale_).astype(np.float32)
 
     def _n_outputs(self):

@@ -148,3 +148,17 @@ def test_augmentation_bypasses_the_cache(tiny_params):
     X, y = make_images(20)
     FineTunedClassifier(augment=lambda batch: batch, **tiny_params).fit(X, y).predict(X)
     assert cache_info().misses == 0 and cache_info().hits == 0
+
+
+def test_parallel_workers_share_the_disk_cache_without_corrupting_it(tiny_params, tmp_path):
+    from safetensors.torch import load_file
+
+    X, y = make_images(24)
+    grid = {"lr": [1e-3, 1e-2]}
+    serial = GridSearchCV(FineTunedClassifier(**tiny_params), grid, cv=2).fit(X, y)
+    parallel = GridSearchCV(FineTunedClassifier(cache_dir=str(tmp_path), **tiny_params), grid, cv=2, n_jobs=2)
+    parallel.fit(X, y)
+    np.testing.assert_allclose(serial.cv_results_["mean_test_score"], parallel.cv_results_["mean_test_score"])
+    files = [os.path.join(root, name) for root, _, names in os.walk(tmp_path) for name in names]
+    assert len(files) == 24
+    assert all(load_file(path)["activation"].shape == (16, 4, 4) for path in files)

@@ -93,6 +93,38 @@ def _normalise_state_dict(state, path):
     return {key.removeprefix("module."): value for key, value in state.items()}
 
 
+def describe_mismatch(expected, state_dict, *, source="the file", target="the network"):
+    """Describe the first way ``state_dict`` does not fit a network whose state dict is ``expected``.
+
+    Parameters
+    ----------
+    expected : dict of str to Tensor
+        The network's own ``state_dict()``.
+    state_dict : dict of str to Tensor
+        The tensors to load.
+    source, target : str
+        How the message names where ``state_dict`` and ``expected`` come from.
+
+    Returns
+    -------
+    str or None
+        ``None`` when every name and shape agree, else e.g. ``"tensor 'head.0.weight' has shape (2, 8) in
+        the file but (3, 8) in the network"`` or ``"missing tensor 'x' (1 missing, 0 unexpected)"``.
+    """
+    for name, tensor in state_dict.items():
+        if name in expected and expected[name].shape != tensor.shape:
+            return (
+                f"tensor {name!r} has shape {tuple(tensor.shape)} in {source} but {tuple(expected[name].shape)} in "
+                f"{target}"
+            )
+    missing = [name for name in expected if name not in state_dict]
+    unexpected = [name for name in state_dict if name not in expected]
+    if missing or unexpected:
+        first = f"missing tensor {missing[0]!r}" if missing else f"unexpected tensor {unexpected[0]!r}"
+        return f"{first} ({len(missing)} missing, {len(unexpected)} unexpected)"
+    return None
+
+
 def load_into(model, state_dict, source):
     """Copy ``state_dict`` into ``model``, naming the first mismatch when they disagree.
 
@@ -103,19 +135,10 @@ def load_into(model, state_dict, source):
     source : str
         Where the tensors came from, for the message.
     """
-    expected = model.state_dict()
-    for name, tensor in state_dict.items():
-        if name in expected and expected[name].shape != tensor.shape:
-            raise ValueError(
-                f"weights {source!r} do not fit the backbone: tensor {name!r} has shape {tuple(tensor.shape)} in "
-                f"the file but {tuple(expected[name].shape)} in the network."
-            )
-    missing = [name for name in expected if name not in state_dict]
-    unexpected = [name for name in state_dict if name not in expected]
-    if missing or unexpected:
-        first = f"missing tensor {missing[0]!r}" if missing else f"unexpected tensor {unexpected[0]!r}"
+    problem = describe_mismatch(model.state_dict(), state_dict)
+    if problem is not None:
         raise ValueError(
-            f"weights {source!r} do not fit the backbone: {first} ({len(missing)} missing, {len(unexpected)} "
-            "unexpected). Check that the file was saved from the same architecture."
+            f"weights {source!r} do not fit the backbone: {problem}. Check that the file was saved from the same "
+            "architecture."
         )
     model.load_state_dict(state_dict)
