@@ -161,4 +161,4 @@ def test_parallel_workers_share_the_disk_cache_without_corrupting_it(tiny_params
     np.testing.assert_allclose(serial.cv_results_["mean_test_score"], parallel.cv_results_["mean_test_score"])
     files = [os.path.join(root, name) for root, _, names in os.walk(tmp_path) for name in names]
     assert len(files) == 24
-    assert all(load_file(path)["activation"].shape == (16, 4, 4) for path in files)
+    assert all(load_file(path)["activation"].shape == (16, 8, 8) for path in files)
