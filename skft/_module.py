@@ -179,14 +179,26 @@ class FineTuneNetwork(nn.Module):
         self.train(self.training)
 
     def train(self, mode=True):
-        """Set training mode except in frozen or held blocks (and BatchNorm unless ``bn_trainable``)."""
-        super().train(mode)
-        for block in list(self.backbone)[: len(self.backbone) - self.n_trainable]:
-            block.eval()
-        if not self.bn_trainable:
-            for module in self.backbone.modules():
-                if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                    module.eval()
+        """Set training mode except in frozen or held blocks (and BatchNorm unless ``bn_trainable``).
+
+        skorch calls this on every batch, so frozen blocks are only visited when one of them is
+        not yet in eval mode.
+        """
+        self.training = mode
+        for module in (self.normalizer, self.pool, self.head):
+            module.train(mode)
+        self.backbone.training = mode
+        n_still = len(self.backbone) - self.n_trainable
+        for index, block in enumerate(self.backbone):
+            if index >= n_still:
+                block.train(mode)
+            elif block.training:
+                block.eval()
+        if mode and not self.bn_trainable:
+            for block in list(self.backbone)[n_still:]:
+                for module in block.modules():
+                    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                        module.eval()
         return self
 
     @property
