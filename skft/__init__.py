@@ -2,6 +2,7 @@
 
 from ._cache import cache_info, clear_cache, get_config, set_config
 from ._classification import FineTunedClassifier
+from ._compare import compare_modes
 from ._features import BackboneFeatures
 from ._image_folder import load_image_folder
 from ._persistence import load
@@ -17,6 +18,7 @@ __all__ = [
     "__version__",
     "cache_info",
     "clear_cache",
+    "compare_modes",
     "describe_backbone",
     "get_config",
     "list_backbones",

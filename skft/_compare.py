@@ -1,0 +1,105 @@
+"""compare_modes: DESIGN's table of fine-tuning modes, measured on the user's own data."""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.model_selection import cross_validate
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from sklearn.utils.multiclass import type_of_target
+
+from ._classification import FineTunedClassifier
+from ._data import as_image_source, at_image_size, image_batches
+from ._regression import FineTunedRegressor
+
+COLUMNS = ["score_mean", "score_std", "fit_time", "trainable_params", "drift"]
+FLOOR_IMAGE_SIZE = 32
+
+
+def _pixels(images):
+    """Rows of pixels in [0, 1] at a small fixed size: the linear floor's input."""
+    rows = []
+    for batch in image_batches(at_image_size(as_image_source(images), FLOOR_IMAGE_SIZE), 256):
+        x = batch.float() / 255.0 if batch.dtype == torch.uint8 else batch.float()
+        x = F.interpolate(x, size=(FLOOR_IMAGE_SIZE, FLOOR_IMAGE_SIZE), mode="bilinear", antialias=True)
+        rows.append(x.flatten(1))
+    return torch.cat(rows).numpy()
+
+
+def _candidates(estimator, is_classifier):
+    floor = LogisticRegression(max_iter=2000) if is_classifier else Ridge()
+    return [
+        ("full", clone(estimator).set_params(mode="full")),
+        ("repurpose", clone(estimator).set_params(mode="repurpose")),
+        ("feature_extraction", clone(estimator).set_params(mode="feature_extraction")),
+        ("full, weights=None", clone(estimator).set_params(mode="full", weights=None)),
+        ("linear model on pixels", make_pipeline(FunctionTransformer(_pixels), StandardScaler(), floor)),
+    ]
+
+
+def _trainable_params(fitted):
+    if not hasattr(fitted, "net_"):
+        return int(np.size(fitted[-1].coef_) + np.size(fitted[-1].intercept_))
+    network = fitted.net_.module_
+    blocks = list(network.backbone)[network.n_frozen :]
+    return sum(p.numel() for part in blocks + [network.head] for p in part.parameters())
+
+
+def _overall_drift(fitted):
+    if not hasattr(fitted, "drift_"):
+        return np.nan
+    return float(np.mean([value for value in fitted.drift_.values() if value > 0] or [0.0]))
+
+
+def compare_modes(X, y, *, cv=5, **estimator_params):
+    """Cross-validate every fine-tuning mode, random initialisation and a linear floor on ``X, y``.
+
+    Candidates: ``mode="full"``, ``"repurpose"`` and ``"feature_extraction"`` with the
+    pretrained weights; ``"full"`` with ``weights=None`` (what pretraining buys); and a
+    ``LogisticRegression`` (``Ridge`` for continuous targets) on raw pixels at 32 px (the floor).
+
+    Parameters
+    ----------
+    X : images
+        Anything the estimators accept.
+    y : array-like
+        Labels (a classifier is used) or continuous targets (a regressor).
+    cv : int or cross-validation generator, default=5
+    **estimator_params
+        Parameters of the skft estimator for every candidate, e.g. ``image_size=64, max_epochs=3``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per candidate (index ``candidate``) with columns ``score_mean``, ``score_std``
+        (accuracy or R^2), ``fit_time`` (mean seconds per fold), ``trainable_params`` and
+        ``drift`` (mean relative distance of the trained blocks from their starting values).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skft import compare_modes
+    >>> X = np.random.default_rng(0).integers(0, 255, size=(24, 32, 32), dtype=np.uint8)
+    >>> table = compare_modes(X, [0, 1] * 12, cv=2, image_size=32, max_epochs=1, random_state=0)
+    >>> list(table.columns)
+    ['score_mean', 'score_std', 'fit_time', 'trainable_params', 'drift']
+    """
+    import pandas as pd
+
+    is_classifier = type_of_target(np.asarray(y)) in ("binary", "multiclass")
+    estimator = (FineTunedClassifier if is_classifier else FineTunedRegressor)(**estimator_params)
+    rows = {}
+    for name, candidate in _candidates(estimator, is_classifier):
+        result = cross_validate(candidate, X, y, cv=cv, return_estimator=True)
+        rows[name] = {
+            "score_mean": float(np.mean(result["test_score"])),
+            "score_std": float(np.std(result["test_score"])),
+            "fit_time": float(np.mean(result["fit_time"])),
+            "trainable_params": _trainable_params(result["estimator"][0]),
+            "drift": float(np.mean([_overall_drift(fitted) for fitted in result["estimator"]])),
+        }
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=COLUMNS)
+    table.index.name = "candidate"
+    return table
