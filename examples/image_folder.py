@@ -42,7 +42,7 @@ def main(quick=False):
         train, new, model = Path(tmp, "train"), Path(tmp, "new"), Path(tmp, "digits.model")
         write_pngs(train, images[:n_train], [f"{digit}/{i}" for i, digit in enumerate(digits[:n_train])])
         write_pngs(new, images[n_train:], [f"{i}" for i in range(n_train, len(images))])
-        print(skft("fit", train, "-o", model, "--image-size", 64, "--epochs", 2 if quick else 4,
+        print(skft("fit", train, "-o", model, "--image-size", 32 if quick else 64, "--epochs", 3 if quick else 4,
                    "--grid", "lr=1e-3,3e-3", "--cv", 2))
         predictions = list(csv.DictReader(io.StringIO(skft("predict", model, new))))
     truth = {f"{i}.png": digit for i, digit in enumerate(digits)}

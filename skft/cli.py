@@ -7,6 +7,7 @@ exit status 2.
 import argparse
 import ast
 import csv
+import difflib
 import sys
 from pathlib import Path
 
@@ -139,7 +140,11 @@ def load_image_folder(data_dir, size, min_per_class):
     root = Path(data_dir)
     if not root.is_dir():
         raise UsageError(f"DATA_DIR {str(root)!r} is not a folder")
-    classes = {folder.name: find_images(folder) for folder in sorted(root.iterdir()) if folder.is_dir()}
+    classes = {
+        folder.name: find_images(folder)
+        for folder in sorted(root.iterdir())
+        if folder.is_dir() and not folder.name.startswith(".")
+    }
     classes = {name: files for name, files in classes.items() if files}
     if len(classes) < 2:
         raise UsageError(
@@ -183,13 +188,13 @@ def _load_model(path):
 
 
 def _run_demo(args):
+    if Path(args.output).exists() and not Path(args.output).is_dir():
+        raise UsageError(f"-o {args.output!r} exists and is not a folder")
     import matplotlib
 
     matplotlib.use("Agg")
     from ._demo import format_report, run_demo
 
-    if Path(args.output).exists() and not Path(args.output).is_dir():
-        raise UsageError(f"-o {args.output!r} exists and is not a folder")
     print(format_report(run_demo(args.output, quick=args.quick), args.output))
 
 
@@ -272,17 +277,16 @@ def _run_predict(args):
 def _run_backbones(args):
     from tqdm import tqdm
 
-    from .backbones import get_spec, list_backbones, summarize_backbone
+    from .backbones import list_backbones, summarize_backbone
 
-    names = [name for name in list_backbones() if (args.filter or "").lower() in name.lower()]
-    if args.filter in names:
+    registered = list_backbones()
+    if args.filter in registered:
         print(summarize_backbone(args.filter).to_text())
         return
+    names = [name for name in registered if (args.filter or "").lower() in name.lower()]
     if not names:
-        try:
-            get_spec(args.filter)
-        except ValueError as error:
-            raise UsageError(f"no backbone name contains {args.filter!r}. {error}") from None
+        close = difflib.get_close_matches(args.filter, registered, n=5, cutoff=0.5)
+        raise UsageError(f"no backbone name contains {args.filter!r}" + (f"; close names: {close}" if close else ""))
     summaries = [summarize_backbone(name) for name in tqdm(names, desc="backbones", unit="net", leave=False)]
     width = max(len(name) for name in names)
     print(f"{'name':<{width}}  {'blocks':>6}  {'parameters':>13}  weights")
