@@ -382,7 +382,3 @@ def main(argv=None):
         print(f"{prog}: error: {' '.join(str(error).split())}", file=sys.stderr)
         return EXIT_USAGE
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
