@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+import torch
 from sklearn.model_selection import train_test_split
 from torch import nn
 
@@ -34,6 +35,7 @@ def main(quick=False):
                                                         random_state=0)
     params = dict(mode="full", lr=3e-3, max_epochs=8 if quick else 10, random_state=0)
     # 1. An nn.Module instance: skft copies it for every fit; image_size is required.
+    torch.manual_seed(0)  # the module's initial weights come from torch's global generator
     module_clf = FineTunedClassifier(backbone=small_cnn(), image_size=28, **params).fit(X_train, y_train)
     # 2. A registered builder: usable by name anywhere, also in GridSearchCV(n_jobs=2) workers.
     register_backbone("small_cnn", small_cnn, image_size=28, min_image_size=8, overwrite=True)

@@ -20,7 +20,7 @@ def load_example(name):
 CHECKS = {
     "cross_validation": lambda scores: scores.mean() > 0.4,
     "custom_backbone": lambda accuracy: min(accuracy.values()) > 0.2,
-    "feature_extraction": lambda accuracy: accuracy["DEFAULT", -3] > accuracy[None, -3] + 0.15,
+    "feature_extraction": lambda accuracy: accuracy["DEFAULT", -3] > accuracy[None, -3] + 0.1,
     "image_folder": lambda accuracy: accuracy > 0.25,
     "pipeline": lambda accuracy: accuracy > 0.5,
     "quickstart": lambda search: search.best_score_ > 0.4,
