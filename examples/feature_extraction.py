@@ -43,8 +43,9 @@ def main(quick=False):
                 LogisticRegression(max_iter=2000),
             )
             accuracy[weights, feature_layer] = model.fit(X_train, y_train).score(X_test, y_test)
-        print(f"feature_layer={feature_layer}: accuracy with ImageNet weights {accuracy['DEFAULT', feature_layer]:.3f}, "
-              f"with random weights (weights=None) {accuracy[None, feature_layer]:.3f}  ({len(X_test)} test digits)")
+        print(f"feature_layer={feature_layer}: accuracy with ImageNet weights "
+              f"{accuracy['DEFAULT', feature_layer]:.3f}, with random weights (weights=None) "
+              f"{accuracy[None, feature_layer]:.3f}  ({len(X_test)} test digits)")
     return accuracy
 
 

@@ -47,7 +47,8 @@ def main(quick=False):
         predictions = list(csv.DictReader(io.StringIO(skft("predict", model, new))))
     truth = {f"{i}.png": digit for i, digit in enumerate(digits)}
     correct = [row["label"] == truth[Path(row["path"]).name] for row in predictions]
-    print(f"first predictions: {[(Path(row['path']).name, row['label'], row['probability']) for row in predictions[:3]]}")
+    first = [(Path(row["path"]).name, row["label"], row["probability"]) for row in predictions[:3]]
+    print(f"first predictions (file, label, probability): {first}")
     print(f"accuracy on {len(correct)} new files: {sum(correct) / len(correct):.3f}")
     return sum(correct) / len(correct)
 

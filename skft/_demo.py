@@ -145,7 +145,8 @@ def format_report(results, out_dir):
     settings = results["settings"]
     table = pd.DataFrame(results["search"]).to_string(index=False, float_format=lambda v: f"{v:.3g}")
     modes = "\n".join(
-        f"  {row['mode']:<18} lr={row['lr']:<7.2g} test accuracy {row['test_accuracy']:.3f}   fit {row['fit_time']:5.1f} s"
+        f"  {row['mode']:<18} lr={row['lr']:<7.2g} test accuracy {row['test_accuracy']:.3f}   "
+        f"fit {row['fit_time']:5.1f} s"
         for row in results["modes"]
     )
     return "\n".join([
