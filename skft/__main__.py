@@ -1,0 +1,7 @@
+"""``python -m skft``: the same as the ``skft`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

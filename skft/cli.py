@@ -1,0 +1,384 @@
+"""The ``skft`` command: an offline demo, fit and predict on image folders, the backbone registry.
+
+Run ``skft --help`` or ``skft <command> --help``. Bad arguments end with one line on stderr and
+exit status 2.
+"""
+
+import argparse
+import ast
+import csv
+import difflib
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ._network import MODES
+
+IMAGE_SUFFIXES = frozenset({".bmp", ".gif", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp"})
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A bad argument, reported as one line ``<prog>: error: <message>`` with exit status 2.
+
+    Parameters
+    ----------
+    message : str
+    prog : str, optional
+        The (sub)command; set by :func:`main` when omitted.
+    """
+
+    def __init__(self, message, prog=None):
+        super().__init__(message)
+        self.prog = prog
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (no usage block), raised as :class:`UsageError`."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see {self.prog} --help)", prog=self.prog)
+
+
+# -- argument types --------------------------------------------------------------------------------
+
+
+def _integer_at_least(minimum):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r} must be at least {minimum}")
+        return value
+
+    return parse
+
+
+def _grid_entry(text):
+    """Parse ``name=value1,value2`` into ``(name, [value1, value2])`` with Python literals where possible."""
+    name, equals, values = text.partition("=")
+    items = [item.strip() for item in values.split(",")]
+    if not equals or not name.strip() or not all(items):
+        raise argparse.ArgumentTypeError(f"{text!r} is not of the form name=value1,value2 (e.g. lr=1e-3,3e-3)")
+    return name.strip(), [_literal(item) for item in items]
+
+
+def _literal(text):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+# -- images on disk (the estimators will read file paths themselves; until then, here) ---------------
+
+
+def find_images(path):
+    """The image files under ``path``: the file itself, or a folder's images searched recursively.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    list of Path
+        Sorted.
+    """
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise UsageError(f"{str(path)!r} is neither a file nor a folder")
+    return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def load_images(paths, size):
+    """Read image files as one uint8 RGB array, each resized to ``size`` x ``size``.
+
+    Parameters
+    ----------
+    paths : list of Path
+    size : int
+
+    Returns
+    -------
+    ndarray of shape (len(paths), size, size, 3), uint8
+    """
+    from PIL import Image
+
+    images = np.empty((len(paths), size, size, 3), dtype=np.uint8)
+    for index, path in enumerate(paths):
+        try:
+            with Image.open(path) as image:
+                images[index] = np.asarray(image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR))
+        except OSError as error:
+            raise UsageError(f"cannot read image {str(path)!r} ({error})") from None
+    return images
+
+
+def load_image_folder(data_dir, size, min_per_class):
+    """Read a folder with one subfolder of images per class.
+
+    Parameters
+    ----------
+    data_dir : str or Path
+    size : int
+        Side of the square the images are resized to.
+    min_per_class : int
+        The fewest images a class may have (the number of cross-validation folds).
+
+    Returns
+    -------
+    images : ndarray of shape (N, size, size, 3), uint8
+    labels : ndarray of shape (N,)
+        The subfolder names.
+    """
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise UsageError(f"DATA_DIR {str(root)!r} is not a folder")
+    classes = {
+        folder.name: find_images(folder)
+        for folder in sorted(root.iterdir())
+        if folder.is_dir() and not folder.name.startswith(".")
+    }
+    classes = {name: files for name, files in classes.items() if files}
+    if len(classes) < 2:
+        raise UsageError(
+            f"DATA_DIR {str(root)!r} has {len(classes)} class subfolder(s) with images; it needs one subfolder of "
+            "images per class, at least 2"
+        )
+    small = {name: len(files) for name, files in classes.items() if len(files) < min_per_class}
+    if small:
+        raise UsageError(f"classes {small} have fewer images than the {min_per_class} cross-validation folds")
+    paths = [path for files in classes.values() for path in files]
+    labels = np.array([name for name, files in classes.items() for _ in files])
+    return load_images(paths, size), labels
+
+
+# -- saving and loading models ---------------------------------------------------------------------
+
+
+def _save_model(model, path):
+    """Save with skft's own format when the estimator has one (``save``), else with joblib."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if hasattr(model, "save"):
+        model.save(path)
+    else:
+        import joblib
+
+        joblib.dump(model, path)
+
+
+def _load_model(path):
+    """Load with ``skft.load`` when skft has it, else with joblib (which runs pickled code: trusted files only)."""
+    import skft
+
+    if hasattr(skft, "load"):
+        return skft.load(path)
+    import joblib
+
+    return joblib.load(path)
+
+
+# -- the commands ------------------------------------------------------------------------------------
+
+
+def _run_demo(args):
+    if Path(args.output).exists() and not Path(args.output).is_dir():
+        raise UsageError(f"-o {args.output!r} exists and is not a folder")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from ._demo import format_report, run_demo
+
+    print(format_report(run_demo(args.output, quick=args.quick), args.output))
+
+
+def _checked_backbone(name):
+    """The backbone's summary; unknown names and weights not on disk are usage errors."""
+    from .backbones import summarize_backbone
+
+    try:
+        summary = summarize_backbone(name)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if not summary.weights_available:
+        raise UsageError(
+            f"the weights of backbone {name!r} are not on disk ({summary.weights_file}); copy them there from a "
+            "machine with internet, or pick one that `skft backbones` marks offline"
+        )
+    return summary
+
+
+def _checked_grid(estimator, entries):
+    """The ``--grid`` entries as a dict, every name and value checked against the estimator."""
+    from sklearn.base import clone
+    from sklearn.model_selection import ParameterGrid
+
+    grid = {}
+    for name, values in entries:
+        if name in grid:
+            raise UsageError(f"--grid {name} is given twice; list all its values once: {name}=v1,v2")
+        if name not in estimator.get_params():
+            raise UsageError(f"--grid {name}: not a parameter; choose from {', '.join(estimator.get_params())}")
+        grid[name] = values
+    for params in ParameterGrid(grid):
+        try:
+            clone(estimator).set_params(**params)._validate_params()
+        except ValueError as error:
+            raise UsageError(f"--grid: {error}") from None
+    return grid
+
+
+def _run_fit(args):
+    from ._classification import FineTunedClassifier
+    from ._search import grid_search, search_table
+
+    summary = _checked_backbone(args.backbone)
+    params = dict(backbone=args.backbone, mode=args.mode, image_size=args.image_size, random_state=args.seed)
+    if args.epochs is not None:
+        params["max_epochs"] = args.epochs
+    estimator = FineTunedClassifier(**params)
+    grid = _checked_grid(estimator, args.grid or [])
+    images, labels = load_image_folder(args.data_dir, args.image_size or summary.preprocessing.image_size, args.cv)
+    try:
+        search = grid_search(estimator, grid, images, labels, cv=args.cv)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    print(search_table(search).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    print(f"best parameters: {search.best_params_} ({args.cv}-fold CV accuracy {search.best_score_:.3f})")
+    _save_model(search.best_estimator_, args.output)
+    print(f"saved the best model, refitted on all {len(labels)} images, to {args.output}")
+
+
+def _run_predict(args):
+    if not Path(args.model).is_file():
+        raise UsageError(f"MODEL {args.model!r} is not a file")
+    try:
+        model = _load_model(args.model)
+    except Exception as error:  # unpickling fails in many ways; all mean "not a model file"
+        raise UsageError(f"cannot load MODEL {args.model!r} ({type(error).__name__}: {error})") from None
+    if not (hasattr(model, "predict_proba") and hasattr(model, "image_size_")):
+        raise UsageError(f"MODEL {args.model!r} is not a fitted skft classifier (saved by `skft fit`)")
+    paths = [path for given in args.paths for path in find_images(given)]
+    if not paths:
+        raise UsageError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {' '.join(args.paths)}")
+    proba = model.predict_proba(load_images(paths, model.image_size_))
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(["path", "label", "probability"])
+    for path, row in zip(paths, proba):
+        writer.writerow([str(path), model.classes_[row.argmax()], f"{row.max():.4f}"])
+
+
+def _run_backbones(args):
+    from tqdm import tqdm
+
+    from .backbones import list_backbones, summarize_backbone
+
+    registered = list_backbones()
+    if args.filter in registered:
+        print(summarize_backbone(args.filter).to_text())
+        return
+    names = [name for name in registered if (args.filter or "").lower() in name.lower()]
+    if not names:
+        close = difflib.get_close_matches(args.filter, registered, n=5, cutoff=0.5)
+        raise UsageError(f"no backbone name contains {args.filter!r}" + (f"; close names: {close}" if close else ""))
+    summaries = [summarize_backbone(name) for name in tqdm(names, desc="backbones", unit="net", leave=False)]
+    width = max(len(name) for name in names)
+    print(f"{'name':<{width}}  {'blocks':>6}  {'parameters':>13}  weights")
+    for summary in summaries:
+        total = sum(count for _, count in summary.blocks)
+        weights = "offline" if summary.weights_available else "not on disk"
+        print(f"{summary.name:<{width}}  {len(summary.blocks):>6}  {total:>13,}  {weights}")
+
+
+# -- the parser --------------------------------------------------------------------------------------
+
+
+def build_parser():
+    """The ``skft`` argument parser with its four subcommands.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+    """
+    parser = _Parser(prog="skft", description="Fine-tune pretrained image backbones with scikit-learn.")
+    commands = parser.add_subparsers(title="commands", dest="command", required=True, parser_class=_Parser)
+
+    demo = commands.add_parser(
+        "demo", help="offline demo on real MNIST digits", description=(
+            "Grid-search the learning rate and batch size of a fine-tuned EfficientNet-Lite0 (ImageNet weights, "
+            "shipped) on real MNIST digits, test the best model, compare the three modes, and write results.json "
+            "with learning curves, a confusion matrix and a modes chart. Offline, a few minutes on CPU."
+        ),
+    )
+    demo.add_argument("-o", "--output", default="skft-demo", metavar="DIR", help="output folder (default: %(default)s)")
+    demo.add_argument("--quick", action="store_true", help="a smaller run (about a minute) writing the same files")
+    demo.set_defaults(run=_run_demo)
+
+    fit = commands.add_parser(
+        "fit", help="fit a classifier on a folder of images", description=(
+            "Fit a classifier on DATA_DIR (one subfolder of images per class), grid-search with cross-validation, "
+            "print the table of candidates and save the best model, refitted on all images."
+        ),
+    )
+    fit.add_argument("data_dir", metavar="DATA_DIR", help="folder with one subfolder of images per class")
+    fit.add_argument("-o", "--output", required=True, metavar="MODEL", help="where to save the best model")
+    fit.add_argument("--backbone", default="efficientnet_lite0", help="see `skft backbones` (default: %(default)s)")
+    fit.add_argument("--mode", choices=MODES, default="repurpose", help="what trains (default: %(default)s)")
+    fit.add_argument("--grid", action="append", type=_grid_entry, metavar="NAME=V1,V2",
+                     help="values to search for one estimator parameter, e.g. lr=1e-3,3e-3; repeat for more")
+    fit.add_argument("--cv", type=_integer_at_least(2), default=3, help="cross-validation folds (default: %(default)s)")
+    fit.add_argument("--image-size", type=_integer_at_least(1), metavar="N",
+                     help="side of the square images the network sees (default: the backbone's; 64 is fast)")
+    fit.add_argument("--epochs", type=_integer_at_least(1), metavar="N", help="training epochs (default: 10)")
+    fit.add_argument("--seed", type=int, default=0, help="random_state of the estimator (default: %(default)s)")
+    fit.set_defaults(run=_run_fit)
+
+    predict = commands.add_parser(
+        "predict", help="predict labels of image files", description=(
+            "Predict the labels of image files with a model saved by `skft fit`; folders are searched recursively. "
+            "Writes CSV to stdout: path, label, probability."
+        ),
+    )
+    predict.add_argument("model", metavar="MODEL", help="a model file written by `skft fit`")
+    predict.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
+    predict.set_defaults(run=_run_predict)
+
+    backbones = commands.add_parser(
+        "backbones", help="list the backbones", description=(
+            "List the registered backbones with block and parameter counts and whether their weights are on disk "
+            "(usable offline). With the exact name of one backbone, print its blocks."
+        ),
+    )
+    backbones.add_argument("filter", nargs="?", metavar="FILTER", help="only names containing FILTER")
+    backbones.set_defaults(run=_run_backbones)
+    return parser
+
+
+def main(argv=None):
+    """Run the ``skft`` command.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments after ``skft``; ``sys.argv[1:]`` when omitted.
+
+    Returns
+    -------
+    int
+        The exit status: 0, or 2 after a bad argument (reported in one line on stderr).
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        args.run(args)
+    except UsageError as error:
+        prog = error.prog or f"skft {args.command}"
+        print(f"{prog}: error: {' '.join(str(error).split())}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0

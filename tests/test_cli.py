@@ -1,0 +1,178 @@
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from skft.cli import main
+
+from conftest import TINY, TINY_SIZE, make_images
+
+ROOT = Path(__file__).parents[1]
+SUBCOMMANDS = ["demo", "fit", "predict", "backbones"]
+
+
+def run(capsys, *args):
+    """Run ``skft ARGS`` in this process; return (exit status, stdout, stderr)."""
+    try:
+        status = main([str(arg) for arg in args])
+    except SystemExit as exit_:  # --help
+        status = exit_.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def write_class_folders(root, images, labels):
+    for index, (image, label) in enumerate(zip(images, labels)):
+        (root / label).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(root / label / f"{index}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    """Class folders of tiny PNGs (cat: bright top-left quadrant, dog: top-right), one-class and empty folders."""
+    root = tmp_path_factory.mktemp("cli")
+    images, codes = make_images(24, n_classes=2, channels=3)
+    labels = np.array(["cat", "dog"])[codes]
+    write_class_folders(root / "data", images, labels)
+    write_class_folders(root / "one_class", images[:4], ["cat"] * 4)
+    write_class_folders(root / "one_class", images[4:6], [".hidden"] * 2)
+    (root / "empty").mkdir()
+    (root / "not_a_model.joblib").write_text("hello")
+    return root
+
+
+@pytest.fixture(scope="module")
+def model(folders):
+    """A model saved by ``skft fit`` on the tiny backbone."""
+    path = folders / "model.joblib"
+    status = main(["fit", str(folders / "data"), "-o", str(path), "--backbone", TINY, "--image-size", str(TINY_SIZE),
+                   "--epochs", "8", "--mode", "full", "--grid", "lr=1e-2,3e-2", "--grid", "batch_size=8", "--cv", "2"])
+    assert status == 0
+    return path
+
+
+@pytest.mark.parametrize("args", [[], *([command] for command in SUBCOMMANDS)])
+def test_help_on_every_subcommand(capsys, args):
+    status, out, _ = run(capsys, *args, "--help")
+    assert status == 0
+    assert out.startswith(f"usage: skft {' '.join(args)}".rstrip())
+    for command in [] if args else SUBCOMMANDS:
+        assert command in out
+
+
+def test_fit_prints_the_search_table_and_saves_the_best_model(capsys, folders, model):
+    status, out, _ = run(capsys, "fit", folders / "data", "-o", folders / "again.joblib", "--backbone", TINY,
+                         "--image-size", TINY_SIZE, "--epochs", 1, "--grid", "lr=1e-2,3e-2", "--cv", 2)
+    assert status == 0
+    header, *rows = out.splitlines()[:3]
+    assert header.split() == ["lr", "mean_test_score", "std_test_score", "mean_fit_time", "rank_test_score"]
+    assert {row.split()[0] for row in rows} == {"0.01", "0.03"}
+    assert "best parameters: {'lr':" in out and (folders / "again.joblib").is_file()
+
+
+def test_predict_writes_csv_for_files_and_folders(capsys, folders, model):
+    dog = sorted((folders / "data" / "dog").iterdir())[0]
+    status, out, _ = run(capsys, "predict", model, dog, folders / "data" / "cat")
+    assert status == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert len(rows) == 1 + 12
+    assert rows[0]["path"] == str(dog)
+    assert {row["label"] for row in rows} <= {"cat", "dog"}
+    assert all(0.5 <= float(row["probability"]) <= 1 for row in rows)
+    accuracy = np.mean([row["label"] == Path(row["path"]).parent.name for row in rows])
+    assert accuracy > 0.8
+
+
+def test_backbones_table_and_one_backbone_in_detail(capsys):
+    status, out, _ = run(capsys, "backbones", "resnet1")
+    assert status == 0
+    header, *rows = out.splitlines()
+    assert header.split() == ["name", "blocks", "parameters", "weights"]
+    table = {row.split()[0]: row.split()[1:] for row in rows}
+    assert list(table) == ["resnet101", "resnet152", "resnet18", "wide_resnet101_2"]
+    assert table["resnet18"][:2] == ["5", "11,176,512"]
+    status, out, _ = run(capsys, "backbones", "efficientnet_lite0")
+    assert status == 0 and "9 blocks" in out and "available offline" in out
+
+
+@pytest.fixture
+def no_torchvision_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+
+BAD_ARGUMENTS = {
+    "no command": [],
+    "unknown command": ["train"],
+    "fit without DATA_DIR": ["fit"],
+    "fit without -o": ["fit", "{data}"],
+    "missing folder": ["fit", "{root}/missing", "-o", "{root}/m"],
+    "one class only": ["fit", "{root}/one_class", "-o", "{root}/m"],
+    "no class folders": ["fit", "{root}/empty", "-o", "{root}/m"],
+    "unknown backbone": ["fit", "{data}", "-o", "{root}/m", "--backbone", "resnet50x"],
+    "weights not on disk": ["fit", "{data}", "-o", "{root}/m", "--backbone", "resnet18"],
+    "unknown mode": ["fit", "{data}", "-o", "{root}/m", "--mode", "fulll"],
+    "grid without =": ["fit", "{data}", "-o", "{root}/m", "--grid", "lr"],
+    "grid without values": ["fit", "{data}", "-o", "{root}/m", "--grid", "lr="],
+    "grid with an empty value": ["fit", "{data}", "-o", "{root}/m", "--grid", "lr=1e-3,"],
+    "grid of an unknown parameter": ["fit", "{data}", "-o", "{root}/m", "--grid", "learning_rate=1e-3"],
+    "grid of an invalid value": ["fit", "{data}", "-o", "{root}/m", "--grid", "lr=-1"],
+    "grid parameter twice": ["fit", "{data}", "-o", "{root}/m", "--grid", "lr=1e-3", "--grid", "lr=1e-2"],
+    "cv below 2": ["fit", "{data}", "-o", "{root}/m", "--cv", "1"],
+    "cv not a number": ["fit", "{data}", "-o", "{root}/m", "--cv", "three"],
+    "more folds than images": ["fit", "{data}", "-o", "{root}/m", "--backbone", TINY, "--cv", "50"],
+    "epochs zero": ["fit", "{data}", "-o", "{root}/m", "--epochs", "0"],
+    "predict without paths": ["predict", "{root}/model.joblib"],
+    "missing model": ["predict", "{root}/missing.joblib", "{data}"],
+    "not a model file": ["predict", "{root}/not_a_model.joblib", "{data}"],
+    "missing image path": ["predict", "{root}/model.joblib", "{root}/missing.png"],
+    "no images": ["predict", "{root}/model.joblib", "{root}/empty"],
+    "no backbone matches": ["backbones", "zzz"],
+    "demo output is a file": ["demo", "-o", "{root}/not_a_model.joblib"],
+}
+
+
+@pytest.mark.parametrize("case", BAD_ARGUMENTS)
+def test_bad_arguments_end_with_one_line_and_status_2(capsys, folders, model, no_torchvision_weights, case):
+    args = [arg.format(root=folders, data=folders / "data") for arg in BAD_ARGUMENTS[case]]
+    status, out, err = run(capsys, *args)
+    assert status == 2
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("skft") and ": error: " in err and "Traceback" not in err
+
+
+def test_unreadable_image_is_a_usage_error(capsys, folders, model, tmp_path):
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    status, _, err = run(capsys, "predict", model, tmp_path)
+    assert status == 2 and "cannot read image" in err and len(err.strip().splitlines()) == 1
+
+
+def test_console_script_entry_and_python_dash_m():
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert '[project.scripts]\nskft = "skft.cli:main"\n' in pyproject
+    done = subprocess.run([sys.executable, "-m", "skft", "fit", "/no/such/folder", "-o", "m"], capture_output=True,
+                          text=True, cwd=ROOT)
+    assert done.returncode == 2
+    assert done.stderr == "skft fit: error: DATA_DIR '/no/such/folder' is not a folder\n"
+
+
+@pytest.mark.slow
+def test_demo_quick_writes_every_file(capsys, tmp_path):
+    status, out, _ = run(capsys, "demo", "--quick", "-o", tmp_path)
+    assert status == 0
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
+        ["results.json", "learning_curves.png", "confusion_matrix.png", "modes.png"]
+    )
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert set(results["best_params"]) == {"lr", "batch_size"}
+    assert len(results["search"]) == 4
+    assert [row["mode"] for row in results["modes"]] == ["feature_extraction", "repurpose", "full"]
+    assert 0 <= results["test_accuracy"] <= 1
+    assert "held-out test accuracy" in out

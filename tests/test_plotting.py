@@ -1,0 +1,81 @@
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from skft import FineTunedClassifier  # noqa: E402
+from skft.plotting import plot_compare_modes, plot_confusion_matrix, plot_learning_curves  # noqa: E402
+
+from conftest import make_images  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    from conftest import TINY, TINY_SIZE
+
+    X, y = make_images(40, n_classes=2)
+    clf = FineTunedClassifier(backbone=TINY, image_size=TINY_SIZE, max_epochs=3, batch_size=8, random_state=0,
+                              early_stopping=True, validation_fraction=0.25)
+    return clf.fit(X, y), X, y
+
+
+def test_learning_curves_from_an_estimator_show_train_and_valid_loss(fitted):
+    clf, _, _ = fitted
+    fig = plot_learning_curves(clf)
+    assert isinstance(fig, Figure)
+    lines = fig.axes[0].get_lines()
+    assert [line.get_label() for line in lines] == ["train loss", "valid loss"]
+    np.testing.assert_allclose(lines[0].get_ydata(), clf.history_[:, "train_loss"])
+    assert list(lines[0].get_xdata()) == [1, 2, 3]
+
+
+def test_learning_curves_from_a_history_into_given_axes_with_a_label():
+    fig, ax = plt.subplots()
+    history = [{"epoch": 1, "train_loss": 1.0}, {"epoch": 2, "train_loss": 0.4}]
+    assert plot_learning_curves(history, ax=ax, label="full") is fig
+    assert [line.get_label() for line in ax.get_lines()] == ["full train loss"]
+
+
+@pytest.mark.parametrize("bad", [[], FineTunedClassifier(), "history"])
+def test_learning_curves_refuse_what_is_not_a_history(bad):
+    with pytest.raises(ValueError, match="fitted skft estimator or its history_"):
+        plot_learning_curves(bad)
+
+
+def test_confusion_matrix_counts_every_image(fitted):
+    clf, X, y = fitted
+    fig = plot_confusion_matrix(clf, X, y)
+    assert isinstance(fig, Figure)
+    counts = [int(text.get_text()) for text in fig.axes[0].texts]
+    assert sum(counts) == len(y) and len(counts) == 4
+
+
+def test_compare_modes_plots_one_point_per_mode_with_error_bars():
+    table = pd.DataFrame({"candidate": ["full", "repurpose"], "score_mean": [0.9, 0.8], "score_std": [0.02, 0.05],
+                          "fit_time": [30.0, 10.0]})
+    fig = plot_compare_modes(table)
+    ax = fig.axes[0]
+    assert [text.get_text() for text in ax.texts] == ["full", "repurpose"]
+    assert ax.get_xlabel() == "fit time (s)"
+    assert len(ax.collections) == 1  # the error bars
+
+
+def test_compare_modes_takes_names_from_the_index_and_works_without_std():
+    table = pd.DataFrame({"score_mean": [0.7], "fit_time": [2.0]}, index=["feature_extraction"])
+    assert [text.get_text() for text in plot_compare_modes(table).axes[0].texts] == ["feature_extraction"]
+
+
+def test_compare_modes_names_missing_columns():
+    with pytest.raises(ValueError, match=r"\['fit_time'\] missing"):
+        plot_compare_modes(pd.DataFrame({"score_mean": [0.5]}))
