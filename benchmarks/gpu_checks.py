@@ -1,10 +1,11 @@
 """GPU checks for a machine with CUDA: throughput of full fine-tuning and memory over consecutive fits.
 
 Prints images/second for ``full`` fine-tuning at 224 px with the default backbone (and
-``resnet50`` with ``weights=None`` when asked), and the peak and left-over GPU memory after each
+``resnet50`` with ``weights=None`` when asked) in each ``precision``, and the peak and left-over GPU memory after each
 of 5 consecutive fits (what a grid search does). Needs CUDA; exits with a message otherwise.
 
-Run: ``python benchmarks/gpu_checks.py [--n 512] [--epochs 2] [--backbones efficientnet_lite0 resnet50]``
+Run: ``python benchmarks/gpu_checks.py [--n 512] [--epochs 2] [--backbones efficientnet_lite0 resnet50]
+[--precisions fp32 bf16 fp16]``
 """
 
 import argparse
@@ -18,10 +19,10 @@ import torch
 from skft import FineTunedClassifier
 
 
-def throughput(backbone, images, labels, epochs):
+def throughput(backbone, images, labels, epochs, precision):
     weights = "DEFAULT" if backbone == "efficientnet_lite0" else None
     clf = FineTunedClassifier(backbone=backbone, weights=weights, mode="full", image_size=224, max_epochs=1,
-                              batch_size=64, device="cuda", random_state=0)
+                              batch_size=64, device="cuda", random_state=0, precision=precision)
     clf.fit(images[:64], labels[:64])
     torch.cuda.synchronize()
     clf.set_params(max_epochs=epochs)
@@ -29,8 +30,9 @@ def throughput(backbone, images, labels, epochs):
     clf.fit(images, labels)
     torch.cuda.synchronize()
     elapsed = time.perf_counter() - start
-    print(f"{backbone:<20} full fine-tuning, 224 px, fp32: {epochs * len(images) / elapsed:8.0f} images/s "
-          f"({elapsed:.1f} s for {epochs} epochs of {len(images)} images)", flush=True)
+    print(f"{backbone:<20} full fine-tuning, 224 px, {precision}: {epochs * len(images) / elapsed:8.0f} images/s "
+          f"({elapsed:.1f} s for {epochs} epochs of {len(images)} images; last train loss "
+          f"{clf.history_[-1, 'train_loss']:.3f})", flush=True)
 
 
 def memory_over_fits(images, labels, n_fits=5):
@@ -51,6 +53,7 @@ def main():
     parser.add_argument("--n", type=int, default=512)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--backbones", nargs="+", default=["efficientnet_lite0", "resnet50"])
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16", "fp16"])
     args = parser.parse_args()
     if not torch.cuda.is_available():
         sys.exit("gpu_checks.py needs CUDA.")
@@ -59,7 +62,8 @@ def main():
     images = rng.integers(0, 256, size=(args.n, 64, 64, 3), dtype=np.uint8)
     labels = rng.integers(0, 10, size=args.n)
     for backbone in args.backbones:
-        throughput(backbone, images, labels, args.epochs)
+        for precision in args.precisions:
+            throughput(backbone, images, labels, args.epochs, precision)
     memory_over_fits(images, labels)
 
 

@@ -23,6 +23,7 @@ from ._data import as_image_source, at_image_size
 from ._lifecycle import continue_from, fit_interrupted, fit_reporting_interrupt, keeps_previous_fit_on_error
 from ._network import MODES, build_network, count_frozen_blocks
 from ._persistence import save_model
+from ._precision import PRECISIONS, check_precision, fp16_loss_scaling
 from ._optim import LR_SCHEDULES, OPTIMIZERS, SGD_MOMENTUM, TrainableOnly, param_groups, schedule_callback
 from ._regularizers import L2SPPenalty, block_drift, snapshot_trainable
 from .callbacks import GradualUnfreezing
@@ -79,6 +80,18 @@ def resolve_device(device):
     return str(resolved)
 
 
+def release_cached_gpu_memory(device):
+    """Hand the CUDA caching allocator's unused blocks back to the driver after a fit on ``device``.
+
+    Parameters
+    ----------
+    device : str
+        A resolved device; nothing happens off CUDA.
+    """
+    if torch.device(device).type == "cuda":
+        torch.cuda.empty_cache()
+
+
 class SharesModuleOnClone:
     """Let ``clone`` share an ``nn.Module`` parameter instead of deep-copying it.
 
@@ -132,6 +145,7 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         "lr_schedule": [StrOptions(set(LR_SCHEDULES)), None],
         "bn_trainable": ["boolean"],
         "warm_start": ["boolean"],
+        "precision": [StrOptions(set(PRECISIONS))],
     }
 
     def __init__(
@@ -166,6 +180,7 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         lr_schedule=None,
         bn_trainable=False,
         warm_start=False,
+        precision="fp32",
     ):
         self.backbone = backbone
         self.weights = weights
@@ -197,6 +212,7 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         self.lr_schedule = lr_schedule
         self.bn_trainable = bn_trainable
         self.warm_start = warm_start
+        self.precision = precision
 
     # -- hooks for subclasses -------------------------------------------------------------
 
@@ -258,6 +274,7 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         packed = torch.from_numpy(np.column_stack([targets, weights]).astype(np.float32))
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         device = resolve_device(self.device)
+        check_precision(self.precision, device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             network = self._build_network()
@@ -276,6 +293,7 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         self.net_ = net
         self.history_ = net.history
         self.drift_ = block_drift(network, starting_values)
+        release_cached_gpu_memory(device)
         if interrupted:
             raise fit_interrupted(net.history)
         return self
@@ -304,6 +322,7 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
             n_outputs=self._n_outputs(),
             dropout=self.dropout,
             bn_trainable=self.bn_trainable,
+            precision=self.precision,
         )
         self.backbone_name_ = resolved.name
         self.block_names_ = [name for name, _ in network.backbone.named_children()]
@@ -333,6 +352,7 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
             normalizer.image_size,
             normalizer.mean.flatten().tolist(),
             normalizer.std.flatten().tolist(),
+            self.precision,
         )
 
     def _network_inputs(self, network, images, device):
@@ -363,9 +383,15 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         if optimizer_class is torch.optim.SGD:
             optimizer_kwargs["optimizer__momentum"] = SGD_MOMENTUM
         penalty = L2SPPenalty(network, starting_values, self.l2sp_alpha) if self.l2sp_alpha > 0 else None
+        criterion = self._make_criterion(penalty)
+        callbacks = self._callbacks(len(network.backbone), self.max_epochs * steps_per_epoch)
+        if self.precision == "fp16":
+            # First, so that gradient clipping or logging callbacks see unscaled gradients.
+            criterion, loss_scaling = fp16_loss_scaling(criterion)
+            callbacks.insert(0, ("loss_scaling", loss_scaling))
         return NeuralNet(
             module=network,
-            criterion=self._make_criterion(penalty),
+            criterion=criterion,
             optimizer=TrainableOnly(optimizer_class),
             lr=self.lr,
             max_epochs=self.max_epochs,
@@ -373,7 +399,7 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
             iterator_train__shuffle=True,
             iterator_train__drop_last=drop_last,
             train_split=predefined_split(valid_dataset) if valid_dataset is not None else None,
-            callbacks=self._callbacks(len(network.backbone), self.max_epochs * steps_per_epoch),
+            callbacks=callbacks,
             device=device,
             verbose=self.verbose,
             iterator_train__collate_fn=training_collate(self.augment, self.image_size_),

@@ -113,6 +113,11 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         another ``max_epochs`` epochs with a fresh optimizer. The network's shape (backbone,
         ``feature_layer``, ``head``) and the classes must stay the same; ``mode`` and
         ``trainable_layers`` may change (e.g. train the head first, then unfreeze).
+    precision : {"fp32", "bf16", "fp16"}, default="fp32"
+        Arithmetic of the network's forward: ``"bf16"`` and ``"fp16"`` run it under
+        ``torch.autocast`` (mixed precision; weights, optimizer and returned outputs stay float32).
+        ``"bf16"`` works on CPU and CUDA; ``"fp16"`` needs CUDA and trains with dynamic loss
+        scaling (docs/scaling.md).
 
     Attributes
     ----------
@@ -190,6 +195,7 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         warm_start=False,
         label_smoothing=0.0,
         class_weight=None,
+        precision="fp32",
     ):
         super().__init__(
             backbone=backbone,
@@ -222,6 +228,7 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
             lr_schedule=lr_schedule,
             bn_trainable=bn_trainable,
             warm_start=warm_start,
+            precision=precision,
         )
         self.label_smoothing = label_smoothing
         self.class_weight = class_weight

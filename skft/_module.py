@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._precision import autocast_context
+
 
 class ImageNormalizer(nn.Module):
     """Turn a batch of images into the tensor a backbone expects.
@@ -132,9 +134,12 @@ class FineTuneNetwork(nn.Module):
         Whether BatchNorm layers in trainable blocks use batch statistics and update their running
         statistics while training. ``False`` keeps every BatchNorm in eval mode (its affine
         parameters still train), so training and prediction normalise alike.
+    autocast_dtype : torch.dtype or None, default=None
+        Run the forward (and the frozen prefix) under ``torch.autocast`` with this dtype
+        (``torch.bfloat16`` or ``torch.float16``); outputs are float32 either way. None: float32.
     """
 
-    def __init__(self, blocks, pooling, head, normalizer, n_frozen, bn_trainable=False):
+    def __init__(self, blocks, pooling, head, normalizer, n_frozen, bn_trainable=False, autocast_dtype=None):
         super().__init__()
         self.normalizer = normalizer
         self.backbone = nn.Sequential(OrderedDict(blocks))
@@ -143,6 +148,7 @@ class FineTuneNetwork(nn.Module):
         self.n_frozen = n_frozen
         self.n_trainable = len(self.backbone) - n_frozen
         self.bn_trainable = bn_trainable
+        self.autocast_dtype = autocast_dtype
         for block in self.frozen_blocks():
             block.requires_grad_(False)
         for block in list(self.backbone)[n_frozen:]:
@@ -220,14 +226,14 @@ class FineTuneNetwork(nn.Module):
         Returns
         -------
         Tensor
-            The output of the last frozen block (pooled when every block is frozen); an inference
-            tensor, to be cloned before use in training.
+            The output of the last frozen block (pooled when every block is frozen), float32; an
+            inference tensor, to be cloned before use in training.
         """
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast_context(self.autocast_dtype, images.device.type):
             x = self.normalizer(images)
             for block in self.frozen_blocks():
                 x = block(x)
-            return self.pool(x) if self.n_frozen == len(self.backbone) else x
+            return (self.pool(x) if self.n_frozen == len(self.backbone) else x).float()
 
     def features(self, X, start_block=0):
         """Pooled backbone features of images, or of block activations.
@@ -254,4 +260,6 @@ class FineTuneNetwork(nn.Module):
         return self.pool(x)
 
     def forward(self, X, start_block=0):
-        return self.head(self.features(X, start_block))
+        with autocast_context(self.autocast_dtype, X.device.type):
+            outputs = self.head(self.features(X, start_block))
+        return outputs.float()

@@ -5,6 +5,7 @@ from numbers import Integral
 import torch
 
 from ._module import FineTuneNetwork, ImageNormalizer, build_head
+from ._precision import autocast_dtype
 
 MODES = ("full", "feature_extraction", "repurpose")
 
@@ -62,7 +63,9 @@ def count_frozen_blocks(mode, trainable_layers, n_blocks, backbone_name):
     return n_blocks - trainable_layers
 
 
-def build_network(resolved, *, image_size, feature_layer, n_frozen_for, head, n_outputs, dropout, bn_trainable=False):
+def build_network(
+    resolved, *, image_size, feature_layer, n_frozen_for, head, n_outputs, dropout, bn_trainable=False, precision="fp32"
+):
     """Assemble the whole network for a fit.
 
     Parameters
@@ -79,6 +82,8 @@ def build_network(resolved, *, image_size, feature_layer, n_frozen_for, head, n_
     dropout : float
     bn_trainable : bool, default=False
         See :class:`FineTuneNetwork`.
+    precision : {"fp32", "bf16", "fp16"}, default="fp32"
+        The dtype the forward autocasts to (see :class:`FineTuneNetwork`).
 
     Returns
     -------
@@ -89,7 +94,8 @@ def build_network(resolved, *, image_size, feature_layer, n_frozen_for, head, n_
     blocks = select_blocks(resolved.parts.blocks, feature_layer, resolved.name)
     normalizer = ImageNormalizer(image_size, pre.mean, pre.std)
     network = FineTuneNetwork(
-        blocks, resolved.parts.pooling, torch.nn.Identity(), normalizer, n_frozen_for(len(blocks)), bn_trainable
+        blocks, resolved.parts.pooling, torch.nn.Identity(), normalizer, n_frozen_for(len(blocks)), bn_trainable,
+        autocast_dtype(precision),
     )
     network.head = build_head(feature_size(network, image_size), tuple(head), n_outputs, dropout)
     return network

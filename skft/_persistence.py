@@ -334,6 +334,7 @@ def _rebuild_network(estimator, config, path):
             head=estimator.head,
             n_outputs=estimator._n_outputs(),
             dropout=estimator.dropout,
+            precision=estimator.precision,
         )
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(

@@ -66,8 +66,9 @@ def block_drift(network, starting_values):
         if name not in starting_values:
             drift[name] = 0.0
             continue
-        pairs = list(zip(block.parameters(), starting_values[name]))
-        moved = sum(((p.detach().cpu() - s) ** 2).sum() for p, s in pairs)
+        # The snapshot lies where the network was when it was taken (the GPU when activations were cached).
+        pairs = [(p.detach().cpu(), s.cpu()) for p, s in zip(block.parameters(), starting_values[name])]
+        moved = sum(((p - s) ** 2).sum() for p, s in pairs)
         size = sum((s**2).sum() for _, s in pairs)
         drift[name] = float(torch.sqrt(moved / size)) if size > 0 else 0.0
     return drift
