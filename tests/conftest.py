@@ -1,5 +1,7 @@
 """Shared fixtures: a tiny registered backbone and small, seeded image data sets."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -28,6 +30,10 @@ def _tiny_layers():
         nn.ReLU(),
     )
 
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Parallel test workers share the machine's cores: one torch thread each avoids oversubscription.
+    torch.set_num_threads(1)
 
 register_backbone(TINY, make_tiny_cnn, image_size=TINY_SIZE, min_image_size=4, overwrite=True)
 
