@@ -101,8 +101,14 @@ def build_network(
     return network
 
 
+_FEATURE_SIZES = {}
+
+
 def feature_size(network, image_size):
     """Length of the pooled feature vector, found by running one blank image through the network.
+
+    The answer is remembered per architecture (block names and parameter shapes), pooling and
+    image size, so the many fits of a grid search probe the backbone once.
 
     Parameters
     ----------
@@ -113,7 +119,18 @@ def feature_size(network, image_size):
     -------
     int
     """
-    probe = torch.zeros(1, 3, image_size, image_size)
+    key = (
+        image_size,
+        network.pool.pooling,
+        tuple((name, tuple(p.shape)) for name, p in network.backbone.named_parameters()),
+    )
+    if key not in _FEATURE_SIZES:
+        _FEATURE_SIZES[key] = _probe_feature_size(network, image_size)
+    return _FEATURE_SIZES[key]
+
+
+def _probe_feature_size(network, image_size):
+    probe = torch.zeros(1, 3, image_size, image_size, device=next(network.parameters()).device)
     was_training = network.training
     network.eval()
     try:
