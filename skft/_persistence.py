@@ -174,16 +174,17 @@ def _plain_tensors(state_dict):
 # -- loading -----------------------------------------------------------------------------------------
 
 
-def load(path, *, device="auto"):
+def load(path, *, device=None):
     """Load an estimator saved with ``save``; the file is never unpickled, so it cannot run code.
 
     Parameters
     ----------
     path : str or path-like
         A file written by :meth:`FineTunedClassifier.save` or :meth:`FineTunedRegressor.save`.
-    device : str, default="auto"
-        Where the loaded network runs (``"auto"``: CUDA when available). The estimator's own
-        ``device`` parameter is restored as saved and applies to later fits.
+    device : str or None, default=None
+        Where the loaded network runs: ``None`` follows the saved estimator's ``device`` parameter
+        (a model saved with ``device="cpu"`` loads on the CPU); ``"auto"`` uses CUDA when available.
+        The estimator's own ``device`` parameter is restored as saved and applies to later fits.
 
     Returns
     -------
@@ -218,7 +219,8 @@ def load(path, *, device="auto"):
     estimator = _estimator_from_config(config, path)
     network = _rebuild_network(estimator, config, path)
     _load_weights(network, tensors, estimator, path)
-    net = estimator._make_net(network, None, 0, resolve_device(device), snapshot_trainable(network))
+    device = resolve_device(estimator.device if device is None else device)
+    net = estimator._make_net(network, None, 0, device, snapshot_trainable(network))
     net.initialize()
     net.history = History(config.get("history", []))
     estimator.net_ = net

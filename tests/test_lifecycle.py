@@ -178,7 +178,8 @@ from skft import FineTunedClassifier
 
 X, y = make_images(30, n_classes=3, channels=3)
 clf = FineTunedClassifier(backbone="tiny_cnn", image_size=16, mode="full", head=(8,), dropout=0.2, max_epochs=3,
-                          batch_size=8, lr=1e-2, early_stopping=True, validation_fraction=0.2, random_state=7)
+                          batch_size=8, lr=1e-2, early_stopping=True, validation_fraction=0.2, random_state=7,
+                          device="cpu")
 sys.stdout.write(clf.fit(X, y).predict_proba(X).astype(np.float64).tobytes().hex())
 """
 
