@@ -1,5 +1,7 @@
 """Shared estimator logic: parameters, validation, the fit skeleton, the skorch net."""
 
+from abc import ABCMeta, abstractmethod
+
 import copy
 import os
 from numbers import Integral, Real
@@ -29,7 +31,7 @@ from ._regularizers import L2SPPenalty, block_drift, snapshot_trainable
 from .callbacks import GradualUnfreezing
 from .backbones import RegistrationTravelsMixin, backbone_identity, resolve_backbone, weights_identity
 
-class WeightedLoss(nn.Module):
+class WeightedLoss(nn.Module, metaclass=ABCMeta):
     """Mean of a per-sample loss weighted by the last column of the target, plus a penalty.
 
     The estimators pack ``sample_weight`` into the target tensor so that weights travel with
@@ -45,9 +47,9 @@ class WeightedLoss(nn.Module):
         super().__init__()
         self.penalty = penalty
 
+    @abstractmethod
     def per_sample(self, outputs, targets):
         """Return one loss per sample; subclasses define it."""
-        raise NotImplementedError
 
     def forward(self, outputs, packed_targets):
         targets, weights = packed_targets[:, :-1], packed_targets[:, -1]
@@ -107,7 +109,7 @@ class SharesModuleOnClone:
         return type(self)(**params)
 
 
-class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, BaseEstimator):
+class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, BaseEstimator, metaclass=ABCMeta):
     """Fine-tune a pretrained backbone with a new head; the shared part of every skft estimator.
 
     Subclasses define the targets (:meth:`_encode_targets`), the loss and how outputs become
@@ -216,17 +218,17 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
 
     # -- hooks for subclasses -------------------------------------------------------------
 
+    @abstractmethod
     def _encode_targets(self, y):
         """Validate ``y``, set the fitted target attributes, return float32 targets ``(N, k)``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _make_criterion(self, penalty):
         """Return the :class:`WeightedLoss` for this task, adding ``penalty`` (or None) to it."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _n_outputs(self):
         """Size of the output layer, known after :meth:`_encode_targets`."""
-        raise NotImplementedError
 
     def _stratify(self, targets):
         """Labels to stratify the early-stopping split on, or None."""
