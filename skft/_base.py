@@ -279,9 +279,11 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         check_precision(self.precision, device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            network = self._build_network()
-            images = at_image_size(images, self.image_size_)
             continues = self._continues_previous_fit()
+            # Frozen pretrained modules are shared between CPU networks; a continued fit copies
+            # trained weights into its blocks, so it must own them.
+            network = self._build_network(share_modules=device == "cpu" and not continues)
+            images = at_image_size(images, self.image_size_)
             if continues:
                 continue_from(network, self.net_.module_)
             # A continued fit may start from frozen blocks that trained before: no cached activations.
@@ -310,8 +312,9 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
                 f"head must be a tuple of positive integers (hidden layer sizes), e.g. () or (256,). Got {self.head!r}."
             )
 
-    def _build_network(self):
-        resolved = resolve_backbone(self.backbone, self.weights, image_size=self.image_size)
+    def _build_network(self, share_modules=False):
+        resolved = resolve_backbone(self.backbone, self.weights, image_size=self.image_size,
+                                    share_modules=share_modules)
         self.image_size_ = self.image_size or resolved.preprocessing.image_size
         network = build_network(
             resolved,

@@ -81,13 +81,14 @@ class BackboneFeatures(SharesModuleOnClone, RegistrationTravelsMixin, ClassNameP
         self
         """
         self._validate_params()
-        resolved = resolve_backbone(self.backbone, self.weights, image_size=self.image_size)
+        self.device_ = resolve_device(self.device)
+        resolved = resolve_backbone(self.backbone, self.weights, image_size=self.image_size,
+                                    share_modules=self.device_ == "cpu")
         self.image_size_ = self.image_size or resolved.preprocessing.image_size
         network = build_network(
             resolved, image_size=self.image_size_, feature_layer=self.feature_layer,
             n_frozen_for=lambda n_blocks: n_blocks, head=(), n_outputs=None, dropout=0.0,
         )
-        self.device_ = resolve_device(self.device)
         self.network_ = network.to(self.device_).eval()
         self.n_features_out_ = feature_size(network, self.image_size_)
         return self

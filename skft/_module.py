@@ -6,7 +6,7 @@ with ``start_block=k`` (the seam the frozen-prefix cache plugs into); ``start_bl
 takes pooled features.
 """
 
-import itertools
+import copy
 from collections import OrderedDict
 
 import torch
@@ -103,14 +103,13 @@ def build_head(in_features, hidden, n_outputs, dropout):
     return nn.Sequential(*layers)
 
 
-def _own_tensors(block):
-    """Give a block that will train its own copy of every tensor.
+def _trainable_copy(block):
+    """Give a block that will train its own copy of every module and tensor.
 
-    Pretrained tensors are shared between networks built from the same weights in one process;
-    a block that trains must not change them for the others.
+    Pretrained modules and tensors are shared between networks built from the same weights in
+    one process; a block that trains must not change them for the others.
     """
-    for tensor in itertools.chain(block.parameters(), block.buffers()):
-        tensor.data = tensor.data.clone()
+    return copy.deepcopy(block).requires_grad_(True)
 
 
 class FineTuneNetwork(nn.Module):
@@ -142,7 +141,9 @@ class FineTuneNetwork(nn.Module):
     def __init__(self, blocks, pooling, head, normalizer, n_frozen, bn_trainable=False, autocast_dtype=None):
         super().__init__()
         self.normalizer = normalizer
-        self.backbone = nn.Sequential(OrderedDict(blocks))
+        self.backbone = nn.Sequential(OrderedDict(
+            (name, block if index < n_frozen else _trainable_copy(block)) for index, (name, block) in enumerate(blocks)
+        ))
         self.pool = GlobalPool(pooling)
         self.head = head
         self.n_frozen = n_frozen
@@ -151,8 +152,6 @@ class FineTuneNetwork(nn.Module):
         self.autocast_dtype = autocast_dtype
         for block in self.frozen_blocks():
             block.requires_grad_(False)
-        for block in list(self.backbone)[n_frozen:]:
-            _own_tensors(block)
         self.train(False)
 
     def frozen_blocks(self):

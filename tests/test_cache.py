@@ -112,7 +112,7 @@ def test_a_damaged_disk_entry_is_recomputed(tiny_params, tmp_path):
 
 
 def test_pretrained_weights_are_read_once_and_frozen_tensors_shared(monkeypatch):
-    _registry._PRISTINE_STATES.clear()
+    _registry._PRISTINE_MODELS.clear()
     calls = []
     real_load = torch.load
     monkeypatch.setattr(torch, "load", lambda *a, **k: calls.append(a) or real_load(*a, **k))
@@ -162,3 +162,17 @@ def test_parallel_workers_share_the_disk_cache_without_corrupting_it(tiny_params
     files = [os.path.join(root, name) for root, _, names in os.walk(tmp_path) for name in names]
     assert len(files) == 24
     assert all(load_file(path)["activation"].shape == (16, 8, 8) for path in files)
+
+
+def test_cpu_networks_share_frozen_modules_and_own_the_blocks_they_train():
+    X, y = make_images(16, size=32, channels=3)
+    params = dict(image_size=32, max_epochs=1, batch_size=8, random_state=0, lr=1e-2, device="cpu")
+    first = FineTunedClassifier(mode="repurpose", **params).fit(X, y).net_.module_.backbone
+    second = FineTunedClassifier(mode="repurpose", **params).fit(X, y).net_.module_.backbone
+    assert first.stem[0] is second.stem[0]
+    assert first.head_conv[0] is not second.head_conv[0]
+    pristine = resolve_backbone("efficientnet_lite0", "DEFAULT").parts.blocks[0][1][0].weight.clone()
+    full = FineTunedClassifier(mode="full", **params).fit(X, y).net_.module_.backbone
+    assert full.stem[0] is not first.stem[0] and full.stem[0].weight.requires_grad
+    assert not first.stem[0].weight.requires_grad
+    assert torch.equal(first.stem[0].weight, pristine)

@@ -264,28 +264,30 @@ def _build_user_network(builder, weights):
     return model
 
 
-_PRISTINE_STATES = OrderedDict()
+_PRISTINE_MODELS = OrderedDict()
 _PRISTINE_LIMIT = 4
 
 
-def _pretrained_model(spec, weights):
+def _pretrained_model(spec, weights, share_modules):
     """Build a registered backbone with its weights, reading the weights once per process.
 
-    The first request reads the weights and keeps the state dict; later requests build the
-    architecture on the ``meta`` device and *assign* those tensors, so clones and folds share the
-    pretrained tensors instead of reading and copying them again. Blocks that train are copied
-    before training (:class:`skft._module.FineTuneNetwork`), so the kept tensors never change.
+    The first request reads the weights and keeps a model built with them. With
+    ``share_modules`` later requests get that same model (its frozen blocks are then shared by
+    every network built from it, at no cost); otherwise they get a new model, built on the
+    ``meta`` device, that *assigns* the kept tensors. Either way, blocks that train are copied
+    before training (:class:`skft._module.FineTuneNetwork`), so the kept model never changes.
     The last few distinct (backbone, weights) pairs are kept.
     """
     if weights is None or spec.source == "user":
         return _build_with_weights(spec, weights)
     key = (spec.name, weights_identity(weights))
-    if key not in _PRISTINE_STATES:
-        _PRISTINE_STATES[key] = _build_with_weights(spec, weights).state_dict()
-        while len(_PRISTINE_STATES) > _PRISTINE_LIMIT:
-            _PRISTINE_STATES.popitem(last=False)
-    _PRISTINE_STATES.move_to_end(key)
-    return _model_sharing_state(spec, _PRISTINE_STATES[key])
+    if key not in _PRISTINE_MODELS:
+        _PRISTINE_MODELS[key] = _build_with_weights(spec, weights)
+        while len(_PRISTINE_MODELS) > _PRISTINE_LIMIT:
+            _PRISTINE_MODELS.popitem(last=False)
+    _PRISTINE_MODELS.move_to_end(key)
+    pristine = _PRISTINE_MODELS[key]
+    return pristine if share_modules else _model_sharing_state(spec, pristine.state_dict())
 
 
 def _build_with_weights(spec, weights):
@@ -355,7 +357,7 @@ def reset_parameters(model):
             module.reset_parameters()
 
 
-def resolve_backbone(backbone, weights, *, image_size=None):
+def resolve_backbone(backbone, weights, *, image_size=None, share_modules=False):
     """Build a backbone with its weights and split it into blocks.
 
     Parameters
@@ -367,6 +369,10 @@ def resolve_backbone(backbone, weights, *, image_size=None):
         ``.pth``/``.pt``/``.safetensors`` state dict for the unsplit network.
     image_size : int, optional
         Needed for a user's ``nn.Module``, whose expected size skft cannot know.
+    share_modules : bool, default=False
+        Return blocks made of the process's kept pretrained modules (for registered backbones with
+        weights). Only for networks that stay on the CPU and copy the blocks they train: moving a
+        shared block to another device would move it for every network.
 
     Returns
     -------
@@ -386,7 +392,7 @@ def resolve_backbone(backbone, weights, *, image_size=None):
         name, parts = type(backbone).__name__, split_children(model)
     else:
         spec = get_spec(backbone)
-        model = _pretrained_model(spec, weights)
+        model = _pretrained_model(spec, weights, share_modules)
         preprocessing = spec.preprocessing(None if from_file else weights)
         name = spec.name
     if from_file and isinstance(backbone, nn.Module):
