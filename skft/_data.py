@@ -249,14 +249,3 @@ def _checked_values(array, name):
         )
     return array.astype(np.float32, copy=False)
 
-
-def check_batch_size(value, name="batch_size"):
-    """Raise a ``ValueError`` unless ``value`` is a positive integer.
-
-    Parameters
-    ----------
-    value : object
-    name : str
-    """
-    if not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer. Got {value!r} instead.")
