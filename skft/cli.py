@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ._image_folder import IMAGE_EXTENSIONS, load_image_folder
 from ._network import MODES
 
-IMAGE_SUFFIXES = frozenset({".bmp", ".gif", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp"})
 EXIT_USAGE = 2
 
 
@@ -73,7 +73,7 @@ def _literal(text):
         return text
 
 
-# -- images on disk (the estimators will read file paths themselves; until then, here) ---------------
+# -- images on disk (the estimators read the files themselves, batch by batch) ---------------------
 
 
 def find_images(path):
@@ -93,95 +93,50 @@ def find_images(path):
         return [path]
     if not path.is_dir():
         raise UsageError(f"{str(path)!r} is neither a file nor a folder")
-    return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
-def load_images(paths, size):
-    """Read image files as one uint8 RGB array, each resized to ``size`` x ``size``.
-
-    Parameters
-    ----------
-    paths : list of Path
-    size : int
-
-    Returns
-    -------
-    ndarray of shape (len(paths), size, size, 3), uint8
-    """
-    from PIL import Image
-
-    images = np.empty((len(paths), size, size, 3), dtype=np.uint8)
-    for index, path in enumerate(paths):
-        try:
-            with Image.open(path) as image:
-                images[index] = np.asarray(image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR))
-        except OSError as error:
-            raise UsageError(f"cannot read image {str(path)!r} ({error})") from None
-    return images
-
-
-def load_image_folder(data_dir, size, min_per_class):
-    """Read a folder with one subfolder of images per class.
+def class_folder_images(data_dir, min_per_class):
+    """The image paths and labels of a folder with one subfolder of images per class, checked for a search.
 
     Parameters
     ----------
     data_dir : str or Path
-    size : int
-        Side of the square the images are resized to.
     min_per_class : int
         The fewest images a class may have (the number of cross-validation folds).
 
     Returns
     -------
-    images : ndarray of shape (N, size, size, 3), uint8
-    labels : ndarray of shape (N,)
+    paths : ndarray of str, shape (N,)
+    labels : ndarray of str, shape (N,)
         The subfolder names.
     """
     root = Path(data_dir)
     if not root.is_dir():
         raise UsageError(f"DATA_DIR {str(root)!r} is not a folder")
-    classes = {
-        folder.name: find_images(folder)
-        for folder in sorted(root.iterdir())
-        if folder.is_dir() and not folder.name.startswith(".")
-    }
-    classes = {name: files for name, files in classes.items() if files}
+    try:
+        paths, labels = load_image_folder(root)
+    except ValueError:
+        paths, labels = np.array([], dtype=str), np.array([], dtype=str)
+    classes, counts = np.unique(labels, return_counts=True)
     if len(classes) < 2:
         raise UsageError(
             f"DATA_DIR {str(root)!r} has {len(classes)} class subfolder(s) with images; it needs one subfolder of "
             "images per class, at least 2"
         )
-    small = {name: len(files) for name, files in classes.items() if len(files) < min_per_class}
+    small = {name: int(count) for name, count in zip(classes, counts) if count < min_per_class}
     if small:
         raise UsageError(f"classes {small} have fewer images than the {min_per_class} cross-validation folds")
-    paths = [path for files in classes.values() for path in files]
-    labels = np.array([name for name, files in classes.items() for _ in files])
-    return load_images(paths, size), labels
+    return paths, labels
 
 
 # -- saving and loading models ---------------------------------------------------------------------
 
 
 def _save_model(model, path):
-    """Save with skft's own format when the estimator has one (``save``), else with joblib."""
+    """Save in skft's safe format (loading it never runs code), creating the folder if needed."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    if hasattr(model, "save"):
-        model.save(path)
-    else:
-        import joblib
-
-        joblib.dump(model, path)
-
-
-def _load_model(path):
-    """Load with ``skft.load`` when skft has it, else with joblib (which runs pickled code: trusted files only)."""
-    import skft
-
-    if hasattr(skft, "load"):
-        return skft.load(path)
-    import joblib
-
-    return joblib.load(path)
+    model.save(path)
 
 
 # -- the commands ------------------------------------------------------------------------------------
@@ -238,15 +193,15 @@ def _run_fit(args):
     from ._classification import FineTunedClassifier
     from ._search import grid_search, search_table
 
-    summary = _checked_backbone(args.backbone)
+    _checked_backbone(args.backbone)
     params = dict(backbone=args.backbone, mode=args.mode, image_size=args.image_size, random_state=args.seed)
     if args.epochs is not None:
         params["max_epochs"] = args.epochs
     estimator = FineTunedClassifier(**params)
     grid = _checked_grid(estimator, args.grid or [])
-    images, labels = load_image_folder(args.data_dir, args.image_size or summary.preprocessing.image_size, args.cv)
+    paths, labels = class_folder_images(args.data_dir, args.cv)
     try:
-        search = grid_search(estimator, grid, images, labels, cv=args.cv)
+        search = grid_search(estimator, grid, paths, labels, cv=args.cv)
     except ValueError as error:
         raise UsageError(str(error)) from None
     print(search_table(search).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
@@ -256,18 +211,23 @@ def _run_fit(args):
 
 
 def _run_predict(args):
+    from ._persistence import load
+
     if not Path(args.model).is_file():
         raise UsageError(f"MODEL {args.model!r} is not a file")
     try:
-        model = _load_model(args.model)
-    except Exception as error:  # unpickling fails in many ways; all mean "not a model file"
+        model = load(args.model)
+    except (ValueError, TypeError, OSError) as error:
         raise UsageError(f"cannot load MODEL {args.model!r} ({type(error).__name__}: {error})") from None
     if not (hasattr(model, "predict_proba") and hasattr(model, "image_size_")):
         raise UsageError(f"MODEL {args.model!r} is not a fitted skft classifier (saved by `skft fit`)")
     paths = [path for given in args.paths for path in find_images(given)]
     if not paths:
-        raise UsageError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {' '.join(args.paths)}")
-    proba = model.predict_proba(load_images(paths, model.image_size_))
+        raise UsageError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {' '.join(args.paths)}")
+    try:
+        proba = model.predict_proba([str(path) for path in paths])
+    except ValueError as error:
+        raise UsageError(f"cannot read images: {error}") from None
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(["path", "label", "probability"])
     for path, row in zip(paths, proba):
