@@ -19,6 +19,7 @@ from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 from torch import nn
 
+from ._accelerate import ACCELERATE, AcceleratedNet, accelerated_device, make_accelerator
 from ._augment import augmentation_enabled, training_collate
 from ._cache import frozen_activations, prefix_key
 from ._data import as_image_source, at_image_size
@@ -63,6 +64,10 @@ class WeightedLoss(nn.Module, metaclass=ABCMeta):
 def resolve_device(device):
     """Turn ``"auto"`` into ``"cuda"`` when CUDA is available, else ``"cpu"``.
 
+    ``"accelerate"`` resolves like ``"auto"``: outside a fit (prediction, a loaded model) a net runs
+    on this process's device. In a process started by a multi-GPU launcher ``"cuda"`` is the GPU
+    Accelerate assigned to the process.
+
     Parameters
     ----------
     device : str or torch.device
@@ -71,12 +76,14 @@ def resolve_device(device):
     -------
     str
     """
-    if device == "auto":
+    if device in ("auto", ACCELERATE):
         return "cuda" if torch.cuda.is_available() else "cpu"
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError):
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:<n>'. Got {device!r} instead.") from None
+        raise ValueError(
+            f"device must be 'auto', 'cpu', 'cuda', 'cuda:<n>' or 'accelerate'. Got {device!r} instead."
+        ) from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} but CUDA is not available here. Pass device='auto' or 'cpu'.")
     return str(resolved)
@@ -275,7 +282,8 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         weights = weights * self._target_weights(targets)
         packed = torch.from_numpy(np.column_stack([targets, weights]).astype(np.float32))
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        device = resolve_device(self.device)
+        accelerator = self._make_accelerator()
+        device = accelerated_device(accelerator) if accelerator is not None else resolve_device(self.device)
         check_precision(self.precision, device)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -292,7 +300,7 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
             train, valid = self._split_validation(packed, seed)
             valid_dataset = Dataset(_take(inputs, valid), packed[valid]) if valid is not None else None
             starting_values = snapshot_trainable(network)
-            net = self._make_net(network, valid_dataset, len(train), device, starting_values)
+            net = self._make_net(network, valid_dataset, len(train), device, starting_values, accelerator)
             interrupted = fit_reporting_interrupt(net, _take(inputs, train), packed[train])
         self.net_ = net
         self.history_ = net.history
@@ -301,6 +309,15 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         if interrupted:
             raise fit_interrupted(net.history)
         return self
+
+    def _make_accelerator(self):
+        """The ``Accelerator`` of a fit with ``device="accelerate"``; None for other devices."""
+        if self.device != ACCELERATE:
+            return None
+        unfreezes_gradually = self.warmup_epochs > 0 or any(
+            isinstance(callback, GradualUnfreezing) for callback in _callback_objects(self.callbacks)
+        )
+        return make_accelerator(self.precision, unfreezes_gradually)
 
     def _continues_previous_fit(self):
         """Whether this fit starts from the weights of the previous one (``warm_start=True`` after a fit)."""
@@ -371,7 +388,8 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         )
         return {"X": activations, "start_block": torch.full((len(images),), network.cache_start)}
 
-    def _make_net(self, network, valid_dataset, n_train, device, starting_values):
+    def _make_net(self, network, valid_dataset, n_train, device, starting_values, accelerator=None):
+        """The skorch net that trains ``network``: a ``NeuralNet``, or an ``AcceleratedNet`` with ``accelerator``."""
         # A last training batch of one image breaks BatchNorm in training mode: drop it (it is a
         # different image each epoch, since batches are shuffled).
         drop_last = n_train % self.batch_size == 1 and n_train > 1
@@ -394,7 +412,13 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
             # First, so that gradient clipping or logging callbacks see unscaled gradients.
             criterion, loss_scaling = fp16_loss_scaling(criterion)
             callbacks.insert(0, ("loss_scaling", loss_scaling))
-        return NeuralNet(
+        if accelerator is None:
+            net_class, placement = NeuralNet, {"device": device}
+        else:
+            # Accelerate places the network and the batches; skorch must not (device=None).
+            net_class = AcceleratedNet
+            placement = {"device": None, "accelerator": accelerator, "unwrap_after_train": False}
+        return net_class(
             module=network,
             criterion=criterion,
             optimizer=TrainableOnly(optimizer_class),
@@ -405,12 +429,12 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
             iterator_train__drop_last=drop_last,
             train_split=predefined_split(valid_dataset) if valid_dataset is not None else None,
             callbacks=callbacks,
-            device=device,
             verbose=self.verbose,
             iterator_train__collate_fn=training_collate(self.augment, self.image_size_),
             iterator_train__num_workers=self.num_workers,
             iterator_valid__num_workers=self.num_workers,
             **optimizer_kwargs,
+            **placement,
         )
 
     def _callbacks(self, n_blocks, total_steps):
@@ -463,6 +487,11 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         images = as_image_source(X, self.image_size_)
         inputs = self._network_inputs(self.net_.module_, images, str(self.net_.device))
         return self.net_.forward(inputs, training=False).numpy()
+
+
+def _callback_objects(callbacks):
+    """The callback objects in a ``callbacks`` parameter (callbacks, or ``(name, callback)`` pairs)."""
+    return [entry[1] if isinstance(entry, tuple) else entry for entry in callbacks or []]
 
 
 def _take(inputs, indices):

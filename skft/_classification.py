@@ -80,7 +80,10 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
     validation_fraction : float, default=0.1
     n_iter_no_change : int, default=5
     device : str, default="auto"
-        ``"auto"`` uses CUDA when available.
+        ``"auto"`` uses CUDA when available; ``"cpu"``, ``"cuda"``, ``"cuda:1"`` pick one.
+        ``"accelerate"`` trains through Hugging Face Accelerate (``pip install 'skft[accelerate]'``):
+        started with ``accelerate launch`` or ``torchrun`` on several GPUs, one fit is spread over
+        them, each process training on its share of every epoch's batches (docs/scaling.md).
     random_state : int, RandomState or None, default=None
         Seeds head initialisation, shuffling, dropout and the validation split.
     verbose : int, default=0

@@ -6,6 +6,8 @@ estimator), and are what ``warmup_epochs`` uses inside the estimators.
 
 from skorch.callbacks import Callback
 
+from ._accelerate import unwrapped
+
 
 class GradualUnfreezing(Callback):
     """Unfreeze the backbone's trainable blocks from the top, a few at a time.
@@ -63,6 +65,6 @@ class GradualUnfreezing(Callback):
         return min(maximum, self.blocks_per_step * (1 + (epoch - self.start_epoch) // self.every))
 
     def on_epoch_begin(self, net, **kwargs):
-        module = net.module_
+        module = unwrapped(net.module_)
         epoch = len(net.history) - 1
         module.set_trainable_blocks(self.trainable_at(epoch, len(module.backbone) - module.n_frozen))
