@@ -123,6 +123,15 @@ def test_pretrained_weights_are_read_once_and_frozen_tensors_shared(monkeypatch)
     assert stem_a.data_ptr() == stem_b.data_ptr()
 
 
+def test_a_seeded_fit_does_not_depend_on_whether_the_weights_were_read_before():
+    X, y = make_images(16, size=32, channels=3)
+    clf = FineTunedClassifier(mode="full", image_size=32, max_epochs=1, batch_size=8, random_state=0, device="cpu")
+    _registry._PRISTINE_MODELS.clear()
+    reading_the_weights = clf.fit(X, y).predict_proba(X)
+    weights_already_read = clf.fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(reading_the_weights, weights_already_read)
+
+
 def test_trainable_blocks_are_copied_so_fitting_never_changes_the_pretrained_tensors():
     X, y = make_images(16, size=32, channels=3)
     params = dict(image_size=32, max_epochs=1, batch_size=8, random_state=0, lr=1e-2, device="cpu")

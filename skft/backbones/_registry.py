@@ -277,12 +277,17 @@ def _pretrained_model(spec, weights, share_modules):
     ``meta`` device, that *assigns* the kept tensors. Either way, blocks that train are copied
     before training (:class:`skft._module.FineTuneNetwork`), so the kept model never changes.
     The last few distinct (backbone, weights) pairs are kept.
+
+    Building the kept model draws random initial values (overwritten by the weights); it draws
+    them from a forked RNG, so that a seeded fit gets the same head whether or not the weights were
+    read before in this process.
     """
     if weights is None or spec.source == "user":
         return _build_with_weights(spec, weights)
     key = (spec.name, weights_identity(weights))
     if key not in _PRISTINE_MODELS:
-        _PRISTINE_MODELS[key] = _build_with_weights(spec, weights)
+        with torch.random.fork_rng(devices=[]):
+            _PRISTINE_MODELS[key] = _build_with_weights(spec, weights)
         while len(_PRISTINE_MODELS) > _PRISTINE_LIMIT:
             _PRISTINE_MODELS.popitem(last=False)
     _PRISTINE_MODELS.move_to_end(key)
