@@ -29,6 +29,7 @@ class BackboneFeatures(SharesModuleOnClone, RegistrationTravelsMixin, ClassNameP
         ``None``: the backbone's own size.
     batch_size : int, default=64
     device : str, default="auto"
+        ``"auto"`` uses CUDA when available; ``"accelerate"`` acts like ``"auto"`` (nothing trains here).
     num_workers : int, default=0
         Processes that read image files (or PIL images, or arrays of different sizes) while the
         network runs; 0 reads them in this process.

@@ -124,6 +124,16 @@ def test_a_launcher_precision_that_differs_is_refused_with_the_fix(tiny_params, 
     FineTunedClassifier(**{**tiny_params, "device": "accelerate", "precision": "bf16"}).fit(*images_binary)
 
 
+def test_an_accelerator_the_user_made_with_mixed_precision_is_reported(tiny_params, images_binary):
+    from accelerate import Accelerator
+
+    Accelerator(mixed_precision="bf16")
+    clf = FineTunedClassifier(**{**tiny_params, "device": "accelerate"})
+    with pytest.raises(ValueError, match="could not set up Accelerate.*mixed_precision='no'"):
+        clf.fit(*images_binary)
+    assert not hasattr(clf, "net_")
+
+
 def test_fp16_through_accelerate_on_cpu_is_refused(tiny_params, images_binary):
     with pytest.raises(ValueError, match="precision='fp16' needs a CUDA device"):
         FineTunedClassifier(**{**tiny_params, "device": "accelerate", "precision": "fp16"}).fit(*images_binary)
