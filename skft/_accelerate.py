@@ -22,7 +22,8 @@ from skorch.hf import AccelerateMixin
 from torch.nn.parallel import DistributedDataParallel
 
 ACCELERATE = "accelerate"
-_PRECISION_NAMES = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
+_ACCELERATE_PRECISIONS = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
+_SKFT_PRECISIONS = {value: key for key, value in _ACCELERATE_PRECISIONS.items()}
 
 
 def make_accelerator(precision, unfreezes_gradually):
@@ -56,11 +57,11 @@ def make_accelerator(precision, unfreezes_gradually):
             "or pass device='auto'."
         ) from None
     launcher_precision = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
-    if launcher_precision not in ("no", _PRECISION_NAMES[precision]):
+    if launcher_precision not in ("no", _ACCELERATE_PRECISIONS[precision]):
         raise ValueError(
             f"accelerate's configuration asks for mixed_precision={launcher_precision!r}, but the estimator has "
             f"precision={precision!r}. skft applies mixed precision itself: pass precision="
-            f"{_skft_precision(launcher_precision)!r} to the estimator, or set mixed_precision to 'no' in "
+            f"{_SKFT_PRECISIONS.get(launcher_precision, 'fp32')!r} to the estimator, or set mixed_precision to 'no' in "
             "accelerate config (or accelerate launch --mixed_precision no)."
         )
     handlers = [DistributedDataParallelKwargs(find_unused_parameters=True)] if unfreezes_gradually else []
@@ -72,11 +73,6 @@ def make_accelerator(precision, unfreezes_gradually):
             "Accelerator(mixed_precision='no') and apply the estimator's precision themselves; do not create "
             "another Accelerator with mixed precision in the same process."
         ) from None
-
-
-def _skft_precision(accelerate_precision):
-    names = {value: key for key, value in _PRECISION_NAMES.items()}
-    return names.get(accelerate_precision, "fp32")
 
 
 def accelerated_device(accelerator):

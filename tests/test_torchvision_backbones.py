@@ -20,12 +20,15 @@ from skft.backbones._torchvision import (
 from skft.backbones._types import IMAGENET_MEAN, IMAGENET_STD
 
 
-def _input_of(module):
-    """A reference that runs the whole model and returns what ``module`` received."""
+def _seen_by(module, hook):
+    """A reference that runs the whole model and returns what ``hook`` records at ``module``.
+
+    ``hook(target, seen)`` registers a hook on ``target`` that appends to ``seen`` and returns its handle.
+    """
 
     def reference(model, x):
         seen = []
-        handle = module(model).register_forward_pre_hook(lambda _, args: seen.append(args[0]))
+        handle = hook(module(model), seen)
         try:
             model(x)
         finally:
@@ -33,21 +36,16 @@ def _input_of(module):
         return seen[0]
 
     return reference
+
+
+def _input_of(module):
+    """A reference that runs the whole model and returns what ``module`` received."""
+    return _seen_by(module, lambda target, seen: target.register_forward_pre_hook(lambda _, args: seen.append(args[0])))
 
 
 def _output_of(module):
     """A reference that runs the whole model and returns what ``module`` produced."""
-
-    def reference(model, x):
-        seen = []
-        handle = module(model).register_forward_hook(lambda _, args, out: seen.append(out))
-        try:
-            model(x)
-        finally:
-            handle.remove()
-        return seen[0]
-
-    return reference
+    return _seen_by(module, lambda target, seen: target.register_forward_hook(lambda _, args, out: seen.append(out)))
 
 
 # name: (number of blocks, the unsplit network's features, prefixes of the dropped classifier parameters)
