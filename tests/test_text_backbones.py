@@ -10,19 +10,37 @@ import torch
 
 transformers = pytest.importorskip("transformers")
 
-from skft._text import TextTruncationWarning, pad_token_ids, tokenize_texts  # noqa: E402
-from skft.backbones._text import (  # noqa: E402
+from skft._text import TextTruncationWarning, pad_token_ids, tokenize_texts
+from skft.backbones._text import (
     MINILM,
     TextPool,
     is_text_backbone,
     text_backbone_spec,
 )
 
-WORDS = "the a movie film good bad great awful plot actor scene funny dull long short very not".split()
+WORDS = [
+    "the",
+    "a",
+    "movie",
+    "film",
+    "good",
+    "bad",
+    "great",
+    "awful",
+    "plot",
+    "actor",
+    "scene",
+    "funny",
+    "dull",
+    "long",
+    "short",
+    "very",
+    "not",
+]
 #: [PAD] at id 1, as RoBERTa and MPNet pad, so that one vocabulary serves every family.
 VOCAB = ["[UNK]", "[PAD]", "[CLS]", "[SEP]", "[MASK]"] + WORDS
 TEXTS = ["the movie", "a very very good film with a great actor", "", "dull plot", "not funny at all , awful"]
-TINY = dict(vocab_size=len(VOCAB), max_position_embeddings=40, pad_token_id=1)
+TINY = {"vocab_size": len(VOCAB), "max_position_embeddings": 40, "pad_token_id": 1}
 CONFIGS = {
     "bert": lambda: transformers.BertConfig(
         hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, **TINY
@@ -78,8 +96,9 @@ def test_blocks_then_pooling_equal_the_models_own_forward(tiny_dir):
     reference = transformers.AutoModel.from_pretrained(tiny_dir).eval()
     with torch.no_grad():
         ours = TextPool(parts.pooling)(run_blocks(parts.blocks, input_ids, attention_mask))
-        theirs = masked_mean(reference(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state,
-                             attention_mask)
+        theirs = masked_mean(
+            reference(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state, attention_mask
+        )
     torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=0)
 
 
@@ -144,9 +163,11 @@ def test_unsupported_families_and_poolings_are_refused(tmp_path):
     with pytest.raises(ValueError, match="'gpt2' model"):
         text_backbone_spec(folder)
     (folder / "config.json").write_text(json.dumps(config))
-    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-               {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-               {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"}]
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"},
+    ]
     (folder / "modules.json").write_text(json.dumps(modules))
     with pytest.raises(ValueError, match="Dense"):
         text_backbone_spec(folder)

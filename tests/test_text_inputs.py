@@ -23,8 +23,14 @@ TEXTS = ["a good film", "", "bad"]
 
 @pytest.mark.parametrize(
     "X",
-    [TEXTS, tuple(TEXTS), np.array(TEXTS), np.array(TEXTS, dtype=object), pd.Series(TEXTS, index=[5, 3, 9]),
-     pd.Series(TEXTS, dtype="string")],
+    [
+        TEXTS,
+        tuple(TEXTS),
+        np.array(TEXTS),
+        np.array(TEXTS, dtype=object),
+        pd.Series(TEXTS, index=[5, 3, 9]),
+        pd.Series(TEXTS, dtype="string"),
+    ],
     ids=["list", "tuple", "str-array", "object-array", "series", "string-series"],
 )
 def test_sequences_of_str_become_a_list_of_str(X):
@@ -50,8 +56,22 @@ def test_sequences_of_str_become_a_list_of_str(X):
         ([np.zeros((8, 8, 3), dtype=np.uint8), np.zeros((4, 4, 3), dtype=np.uint8)], TypeError, "image backbone"),
         ([], ValueError, "X holds no texts"),
     ],
-    ids=["str", "bytes", "none", "nan", "pd-na", "int", "path", "2d-array", "2d-list", "dataframe", "images",
-         "numbers", "image-list", "empty"],
+    ids=[
+        "str",
+        "bytes",
+        "none",
+        "nan",
+        "pd-na",
+        "int",
+        "path",
+        "2d-array",
+        "2d-list",
+        "dataframe",
+        "images",
+        "numbers",
+        "image-list",
+        "empty",
+    ],
 )
 def test_bad_texts_get_a_clear_error(X, error, message):
     with pytest.raises(error, match=message):

@@ -1,5 +1,6 @@
 """Checking that ``X`` is what a text backbone reads: a sequence of str, one per sample."""
 
+import math
 import numbers
 import os
 
@@ -65,7 +66,7 @@ def _raise_for_shape(array, name):
 def _check_item(item, index, name):
     if isinstance(item, str):
         return str(item)
-    if item is None or (isinstance(item, numbers.Real) and item != item) or _is_pandas_na(item):
+    if item is None or (isinstance(item, numbers.Real) and math.isnan(item)) or _is_pandas_na(item):
         raise ValueError(
             f"{name}[{index}] is missing ({item!r}). Texts cannot be missing: drop those samples or replace them "
             "with '' (an empty text)."

@@ -209,8 +209,7 @@ def _pooling_mode(config, model_dir):
     modes = {"pooling_mode_mean_tokens": "masked_mean", "pooling_mode_cls_token": "cls"}
     if len(chosen) != 1 or chosen[0] not in modes:
         raise ValueError(
-            f"The pooling of the model in {model_dir!r} is {chosen}; skft supports exactly one of "
-            f"{sorted(modes)}."
+            f"The pooling of the model in {model_dir!r} is {chosen}; skft supports exactly one of {sorted(modes)}."
         )
     return modes[chosen[0]]
 

@@ -12,8 +12,8 @@ does image backbones:
 """
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from .._types import BackboneParts
 from ._huggingface import (
