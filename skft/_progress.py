@@ -130,12 +130,13 @@ class _Lines:
         self._fit_start = self._last_line = time.monotonic()
 
     def epoch_end(self, net):
-        if time.monotonic() - self._last_line >= LINE_INTERVAL:
+        more_to_come = len(net.history) < net.max_epochs  # the last epoch is told by fit_end
+        if more_to_come and time.monotonic() - self._last_line >= LINE_INTERVAL:
             self._write(f"epoch {len(net.history)}/{net.max_epochs}: {_scores(net)}")
 
     def fit_end(self, net):
         epochs = len(net.history)
-        self._write(f"done: {epochs} epoch{'s' * (epochs != 1)} in {time.monotonic() - self._fit_start:.1f} s, "
+        self._write(f"trained {epochs} epoch{'s' * (epochs != 1)} in {time.monotonic() - self._fit_start:.1f} s, "
                     f"{_scores(net)}")
         self._done += 1
 

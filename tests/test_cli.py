@@ -201,7 +201,7 @@ def test_progress_in_a_log_is_whole_lines_one_per_fit(capsys, folders):
     assert "\r" not in err and "\x1b" not in err and err.endswith("\n")
     lines = err.splitlines()
     assert [line.split(",")[0] for line in lines] == [f"search: fit {k}/5" for k in range(1, 6)]
-    assert all(", done: 2 epochs in " in line for line in lines)
+    assert all(", trained 2 epochs in " in line for line in lines)
 
 
 def test_progress_in_a_subprocess_log_has_no_cursor_codes(folders):

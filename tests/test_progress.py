@@ -47,7 +47,7 @@ def test_log_gets_one_whole_line_per_quick_fit(clock):
     text = run_fits(io.StringIO(), 3, 5, clock, seconds_per_epoch=1.0)
     assert "\r" not in text and "\x1b" not in text
     assert text.splitlines() == [
-        f"search: fit {k}/3, done: 5 epochs in 5.0 s, train_loss 0.200, valid_acc 0.500" for k in (1, 2, 3)
+        f"search: fit {k}/3, trained 5 epochs in 5.0 s, train_loss 0.200, valid_acc 0.500" for k in (1, 2, 3)
     ]
 
 
@@ -57,7 +57,7 @@ def test_log_of_a_long_fit_gets_a_line_at_most_every_ten_seconds(clock):
         "search: fit 1/1, epoch 3/10: train_loss 0.333, valid_acc 0.500",
         "search: fit 1/1, epoch 6/10: train_loss 0.167, valid_acc 0.500",
         "search: fit 1/1, epoch 9/10: train_loss 0.111, valid_acc 0.500",
-        "search: fit 1/1, done: 10 epochs in 40.0 s, train_loss 0.100, valid_acc 0.500",
+        "search: fit 1/1, trained 10 epochs in 40.0 s, train_loss 0.100, valid_acc 0.500",
     ]
 
 
