@@ -226,7 +226,7 @@ def _point_box(label, error, renderer):
     x, y = label.xy
     (_, low), (_, high) = label.axes.transData.transform([(x, y - error), (x, y + error)])
     x = label.axes.transData.transform(label.xy)[0]
-    radius = 5 * renderer.points_to_pixels(1)
+    radius = 4 * renderer.points_to_pixels(1)  # the marker is 6 points wide
     return Bbox.from_extents(x - radius, min(low, high) - radius, x + radius, max(low, high) + radius)
 
 
