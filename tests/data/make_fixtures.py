@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))  # conftest registers tiny_cnn
+sys.path[:0] = [str(HERE.parent.parent), str(HERE.parent)]  # this checkout's skft; conftest registers tiny_cnn
 
 from conftest import TINY, TINY_SIZE, make_images  # noqa: E402
 
