@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from . import _efficientnet_lite
+from ._digest import module_digest, qualified_name
 from ._splitting import split_children
 from ._types import IMAGENET_MEAN, IMAGENET_STD, POOLINGS, BackboneParts, Preprocessing
 from ._weights_file import is_weights_path, load_into, read_state_dict
@@ -234,11 +235,13 @@ def _user_spec(name, registration):
 
 
 class RegistrationTravelsMixin:
-    """Carry a user-registered backbone's registration inside the pickled estimator.
+    """Carry a user-registered backbone's registration, and its digest, inside the pickled estimator.
 
     Worker processes (``GridSearchCV(n_jobs=2)``, Dask) unpickle estimators without having run
     the user's ``register_backbone`` call; the registration travels with the estimator and is
-    replayed there if the name is unknown.
+    replayed there when the name is unknown, or known with another spec: a reused worker that
+    registered the name earlier, differently, gets the carried registration (which replaces its
+    own). Specs are compared by :func:`registration_digest`.
     """
 
     def __getstate__(self):
@@ -246,13 +249,60 @@ class RegistrationTravelsMixin:
         spec = _USER_SPECS.get(self.backbone) if isinstance(self.backbone, str) else None
         if spec is not None:
             state["_backbone_registration"] = spec.registration
+            state["_backbone_registration_digest"] = registration_digest(self.backbone)
         return state
 
     def __setstate__(self, state):
         registration = state.pop("_backbone_registration", None)
+        digest = state.pop("_backbone_registration_digest", None)
         super().__setstate__(state)
-        if registration is not None and self.backbone not in _USER_SPECS:
-            _USER_SPECS[self.backbone] = _user_spec(self.backbone, registration)
+        if registration is not None:
+            _replay_registration(self.backbone, registration, digest)
+
+
+_REGISTRATION_DIGESTS = {}
+
+
+def registration_digest(name):
+    """Digest of the spec registered under ``name`` by :func:`register_backbone`.
+
+    It covers the builder by qualified name, the registration's values (blocks, pooling, sizes,
+    normalisation) and the digest of the network the builder returns, structure and tensors
+    (:func:`skft.backbones._digest.module_digest`). The builder is called once per registration
+    and process to compute it.
+
+    Parameters
+    ----------
+    name : str
+        A user-registered backbone name.
+
+    Returns
+    -------
+    str
+        32 lowercase hex digits.
+    """
+    registration = _USER_SPECS[name].registration
+    remembered = _REGISTRATION_DIGESTS.get(name)
+    if remembered is not None and remembered[0] is registration:
+        return remembered[1]
+    values = {key: value for key, value in registration.items() if key != "builder"}
+    network = _build_user_network(registration["builder"], "DEFAULT")
+    text = repr((qualified_name(registration["builder"]), sorted(values.items()), module_digest([("", network)])))
+    digest = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+    _REGISTRATION_DIGESTS[name] = (registration, digest)
+    return digest
+
+
+def _replay_registration(name, registration, digest):
+    """Register a carried registration unless ``name`` already holds the same spec."""
+    known = _USER_SPECS.get(name)
+    if known is not None and (
+        known.registration == registration or (digest is not None and registration_digest(name) == digest)
+    ):
+        return
+    _USER_SPECS[name] = _user_spec(name, registration)
+    if digest is not None:
+        _REGISTRATION_DIGESTS[name] = (registration, digest)
 
 
 def _build_user_network(builder, weights):
@@ -313,41 +363,38 @@ def _model_sharing_state(spec, state):
     return model
 
 
-def backbone_identity(backbone):
-    """A hashable identity of a ``backbone`` argument: its name, or a digest of a module's tensors.
+def weights_identity(weights, spec=None):
+    """A hashable identity of a ``weights`` argument: the file its values are read from.
 
-    Parameters
-    ----------
-    backbone : str or nn.Module
-
-    Returns
-    -------
-    tuple
-    """
-    if not isinstance(backbone, nn.Module):
-        return ("name", backbone)
-    digest = hashlib.blake2b(digest_size=16)
-    for key, tensor in backbone.state_dict().items():
-        digest.update(key.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return ("module", type(backbone).__name__, digest.hexdigest())
-
-
-def weights_identity(weights):
-    """A hashable identity of a ``weights`` argument; a file is identified by path, size and mtime.
+    Used to decide whether the weights must be read again into the process's kept pretrained
+    models, not as a cache key (those are digests of the built network, see
+    :func:`skft._cache.prefix_key`).
 
     Parameters
     ----------
     weights : str, path or None
+    spec : BackboneSpec, optional
+        The backbone the weights are for. With it, a weights name (``"DEFAULT"``, ``"IMAGENET1K_V2"``)
+        is resolved to the file it reads (for torchvision, the file named by the resolved weights'
+        URL), so two names for the same weights share one identity and a changed file gets a new one.
 
     Returns
     -------
     tuple
+        ``("file", absolute path, size, mtime)`` for a file (``("file", absolute path)`` while it is
+        not on disk yet), ``("name", weights)`` for a name no file is known for, or for ``None``.
     """
-    if is_weights_path(weights):
-        stat = os.stat(weights)
-        return ("file", os.path.abspath(weights), stat.st_size, stat.st_mtime_ns)
-    return ("name", weights)
+    path = weights if is_weights_path(weights) else None
+    if path is None and spec is not None and weights is not None:
+        path = spec.weights_file(weights)
+    if path is None:
+        return ("name", weights)
+    path = os.path.abspath(path)
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return ("file", path)
+    return ("file", path, stat.st_size, stat.st_mtime_ns)
 
 
 def reset_parameters(model):
