@@ -4,8 +4,9 @@ A model file is one safetensors file: the network's state dict as tensors, and u
 key ``"skft"`` a JSON document with everything else (format version, skft version, estimator class,
 parameters, fitted attributes, preprocessing, training history). Reading it parses a fixed binary
 header, JSON and raw tensor bytes; no pickle is involved, so a file from a stranger cannot run code.
-Loading rebuilds the network from the registry without weights (``weights=None``: nothing is read
-or downloaded) and copies the saved tensors into it.
+Loading rebuilds the network from the registry as the fit built it, from the backbone's skeleton for
+the saved ``weights`` (the architecture those weights need; nothing is read or downloaded), and
+copies the saved tensors into it.
 
 Parameters are stored as plain values. What is not one (an ``nn.Module`` backbone, callbacks, a
 ``RandomState``, an optimizer class outside ``torch.optim``) is refused at save time with a
@@ -349,10 +350,15 @@ def from_json(value):
 
 
 def _rebuild_network(estimator, config, path):
-    """The fitted network's architecture, built without any weights, with the saved normalisation."""
+    """The fitted network's architecture, with the saved normalisation; the saved tensors go in next.
+
+    It is built as the fit built it (``FineTunedEstimatorBase._build_network``: every parameter that
+    shapes the network), from the backbone's skeleton for the estimator's ``weights``: the
+    architecture those weights need, without reading or downloading them.
+    """
     backbone = estimator.backbone
     try:
-        resolved = resolve_backbone(backbone, None, image_size=estimator.image_size)
+        resolved = resolve_backbone(backbone, estimator.weights, image_size=estimator.image_size, read_weights=False)
         saved = config["preprocessing"]
         preprocessing = dataclasses.replace(
             resolved.preprocessing, mean=tuple(saved["mean"]), std=tuple(saved["std"])
@@ -365,6 +371,7 @@ def _rebuild_network(estimator, config, path):
             head=estimator.head,
             n_outputs=estimator._n_outputs(),
             dropout=estimator.dropout,
+            bn_trainable=estimator.bn_trainable,
             precision=estimator.precision,
         )
     except (KeyError, TypeError, ValueError) as error:

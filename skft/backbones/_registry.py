@@ -5,6 +5,7 @@ import difflib
 import hashlib
 import itertools
 import os
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable
@@ -27,7 +28,8 @@ class BackboneSpec:
     ----------
     name : str
     build : callable
-        ``build(weights) -> nn.Module`` for ``weights`` in ``{"DEFAULT", <weights name>, None}``.
+        ``build(weights) -> nn.Module`` for ``weights`` in ``{"DEFAULT", <weights name>, None}``: the
+        network with its weights.
     split : callable
         ``split(model) -> BackboneParts``.
     preprocessing : callable
@@ -38,6 +40,11 @@ class BackboneSpec:
         ``weights_file(weights) -> str or None``: where the weights live on disk, if anywhere.
     registration : dict, optional
         For user registrations: the arguments of :func:`register_backbone`.
+    skeleton : callable, optional
+        ``skeleton(weights) -> nn.Module``: the network ``build(weights)`` returns, built with the same
+        arguments but without reading the weights (freshly initialised; buildable on the ``meta``
+        device). ``build(weights)`` is this skeleton with the weights' state dict loaded. ``None``
+        (user registrations, whose builder returns its weights): ``build`` itself.
     """
 
     name: str
@@ -47,6 +54,7 @@ class BackboneSpec:
     source: str
     weights_file: Callable = field(default=lambda weights: None)
     registration: dict = None
+    skeleton: Callable = None
 
 
 @dataclass
@@ -78,6 +86,7 @@ def _shipped_specs():
         lite.NAME: BackboneSpec(
             name=lite.NAME,
             build=lite.build,
+            skeleton=lite.skeleton,
             split=lite.split,
             preprocessing=lambda weights: lite.PREPROCESSING,
             source="shipped",
@@ -92,6 +101,7 @@ def _torchvision_spec(name):
     return BackboneSpec(
         name=name,
         build=lambda weights: tv.build_torchvision_model(name, weights),
+        skeleton=lambda weights: tv.torchvision_skeleton(name, weights),
         split=lambda model: tv.split_torchvision_model(name, model),
         preprocessing=lambda weights: tv.torchvision_preprocessing(name, weights),
         source="torchvision",
@@ -316,6 +326,7 @@ def _build_user_network(builder, weights):
 
 _PRISTINE_MODELS = OrderedDict()
 _PRISTINE_LIMIT = 4
+_PRISTINE_LOCK = threading.Lock()
 
 
 def _pretrained_model(spec, weights, share_modules):
@@ -323,10 +334,11 @@ def _pretrained_model(spec, weights, share_modules):
 
     The first request reads the weights and keeps a model built with them. With
     ``share_modules`` later requests get that same model (its frozen blocks are then shared by
-    every network built from it, at no cost); otherwise they get a new model, built on the
-    ``meta`` device, that *assigns* the kept tensors. Either way, blocks that train are copied
-    before training (:class:`skft._module.FineTuneNetwork`), so the kept model never changes.
-    The last few distinct (backbone, weights) pairs are kept.
+    every network built from it, at no cost); otherwise they get a new model, the skeleton for
+    ``weights`` built on the ``meta`` device, that *assigns* the kept tensors. Either way, blocks
+    that train are copied before training (:class:`skft._module.FineTuneNetwork`), so the kept
+    model never changes. The last few distinct (backbone, weights file) pairs are kept, under a lock:
+    threads that ask for the same weights at once read them once.
 
     Building the kept model draws random initial values (overwritten by the weights); it draws
     them from a forked RNG, so that a seeded fit gets the same head whether or not the weights were
@@ -334,31 +346,70 @@ def _pretrained_model(spec, weights, share_modules):
     """
     if weights is None or spec.source == "user":
         return _build_with_weights(spec, weights)
-    key = (spec.name, weights_identity(weights))
-    if key not in _PRISTINE_MODELS:
-        with torch.random.fork_rng(devices=[]):
-            _PRISTINE_MODELS[key] = _build_with_weights(spec, weights)
-        while len(_PRISTINE_MODELS) > _PRISTINE_LIMIT:
-            _PRISTINE_MODELS.popitem(last=False)
-    _PRISTINE_MODELS.move_to_end(key)
-    pristine = _PRISTINE_MODELS[key]
-    return pristine if share_modules else _model_sharing_state(spec, pristine.state_dict())
+    with _PRISTINE_LOCK:
+        key = pretrained_weights_identity(spec, weights)
+        if key not in _PRISTINE_MODELS:
+            with torch.random.fork_rng(devices=[]):
+                pristine = _build_with_weights(spec, weights)
+            key = pretrained_weights_identity(spec, weights)  # the build may have downloaded the file
+            _PRISTINE_MODELS[key] = pristine
+            while len(_PRISTINE_MODELS) > _PRISTINE_LIMIT:
+                _PRISTINE_MODELS.popitem(last=False)
+        _PRISTINE_MODELS.move_to_end(key)
+        pristine = _PRISTINE_MODELS[key]
+    return pristine if share_modules else _model_sharing_state(spec, weights, pristine.state_dict())
 
 
-def _build_with_weights(spec, weights):
-    if not is_weights_path(weights):
+def pretrained_weights_identity(spec, weights):
+    """What ``weights`` of a registered backbone resolve to: the file they are read from.
+
+    ``"DEFAULT"`` and the weights name it stands for are one file, so one identity; a torchvision
+    weights file is the one in the current torch hub cache. A file is identified by absolute path,
+    size and modification time (by path alone while it does not exist yet).
+
+    Parameters
+    ----------
+    spec : BackboneSpec
+        A shipped or torchvision backbone.
+    weights : str or path
+        A weights name (not None) or a weights file.
+
+    Returns
+    -------
+    tuple
+    """
+    path = os.path.abspath(weights if is_weights_path(weights) else spec.weights_file(weights))
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return (spec.name, path)
+    return (spec.name, path, stat.st_size, stat.st_mtime_ns)
+
+
+def _build_with_weights(spec, weights, *, read_weights=True):
+    """The one way to build a registered backbone for ``weights``.
+
+    The network is the skeleton for ``weights`` (for a weights file or None: the ``None`` build),
+    with the weights loaded unless ``read_weights`` is False. Every path builds through here: the
+    first build with weights, the models that assign the kept tensors, and ``load``'s rebuild.
+    """
+    if is_weights_path(weights):
+        model = _build_with_weights(spec, None, read_weights=False)
+        if read_weights:
+            load_into(model, read_state_dict(weights), str(weights))
+        return model
+    if read_weights or spec.skeleton is None:
         return spec.build(weights)
-    model = spec.build(None)
-    load_into(model, read_state_dict(weights), str(weights))
-    return model
+    return spec.skeleton(weights)
 
 
-def _model_sharing_state(spec, state):
+def _model_sharing_state(spec, weights, state):
+    """The skeleton for ``weights``, built on the ``meta`` device, assigned the tensors of ``state``."""
     with torch.device("meta"):
-        model = spec.build(None)
+        model = _build_with_weights(spec, weights, read_weights=False)
     model.load_state_dict(state, assign=True)
     if any(tensor.is_meta for tensor in itertools.chain(model.parameters(), model.buffers())):
-        model = spec.build(None)
+        model = _build_with_weights(spec, weights, read_weights=False)
         model.load_state_dict(state)
     return model
 
@@ -409,7 +460,7 @@ def reset_parameters(model):
             module.reset_parameters()
 
 
-def resolve_backbone(backbone, weights, *, image_size=None, share_modules=False):
+def resolve_backbone(backbone, weights, *, image_size=None, share_modules=False, read_weights=True):
     """Build a backbone with its weights and split it into blocks.
 
     Parameters
@@ -425,6 +476,10 @@ def resolve_backbone(backbone, weights, *, image_size=None, share_modules=False)
         Return blocks made of the process's kept pretrained modules (for registered backbones with
         weights). Only for networks that stay on the CPU and copy the blocks they train: moving a
         shared block to another device would move it for every network.
+    read_weights : bool, default=True
+        False: build the network ``weights`` are loaded into, without reading (or downloading)
+        them: a registered backbone's skeleton for ``weights``, or a user's network as given. For
+        a caller that copies tensors of its own into it afterwards (:func:`skft.load`).
 
     Returns
     -------
@@ -440,17 +495,18 @@ def resolve_backbone(backbone, weights, *, image_size=None, share_modules=False)
         model = copy.deepcopy(backbone)
         if weights is None:
             reset_parameters(model)
+        if from_file and read_weights:
+            load_into(model, read_state_dict(weights), str(weights))
         preprocessing = Preprocessing(image_size=image_size, min_size=1)
         name, parts = type(backbone).__name__, split_children(model)
     else:
         spec = get_spec(backbone)
-        model = _pretrained_model(spec, weights, share_modules)
+        if read_weights:
+            model = _pretrained_model(spec, weights, share_modules)
+        else:
+            model = _build_with_weights(spec, weights, read_weights=False)
         preprocessing = spec.preprocessing(None if from_file else weights)
-        name = spec.name
-    if from_file and isinstance(backbone, nn.Module):
-        load_into(model, read_state_dict(weights), str(weights))
-    if not isinstance(backbone, nn.Module):
-        parts = spec.split(model)
+        name, parts = spec.name, spec.split(model)
     return ResolvedBackbone(name=name, parts=parts, preprocessing=preprocessing, weights=weights)
 
 
