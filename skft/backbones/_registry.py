@@ -347,43 +347,17 @@ def _pretrained_model(spec, weights, share_modules):
     if weights is None or spec.source == "user":
         return _build_with_weights(spec, weights)
     with _PRISTINE_LOCK:
-        key = pretrained_weights_identity(spec, weights)
+        key = (spec.name, weights_identity(weights, spec))
         if key not in _PRISTINE_MODELS:
             with torch.random.fork_rng(devices=[]):
                 pristine = _build_with_weights(spec, weights)
-            key = pretrained_weights_identity(spec, weights)  # the build may have downloaded the file
+            key = (spec.name, weights_identity(weights, spec))  # the build may have downloaded the file
             _PRISTINE_MODELS[key] = pristine
             while len(_PRISTINE_MODELS) > _PRISTINE_LIMIT:
                 _PRISTINE_MODELS.popitem(last=False)
         _PRISTINE_MODELS.move_to_end(key)
         pristine = _PRISTINE_MODELS[key]
     return pristine if share_modules else _model_sharing_state(spec, weights, pristine.state_dict())
-
-
-def pretrained_weights_identity(spec, weights):
-    """What ``weights`` of a registered backbone resolve to: the file they are read from.
-
-    ``"DEFAULT"`` and the weights name it stands for are one file, so one identity; a torchvision
-    weights file is the one in the current torch hub cache. A file is identified by absolute path,
-    size and modification time (by path alone while it does not exist yet).
-
-    Parameters
-    ----------
-    spec : BackboneSpec
-        A shipped or torchvision backbone.
-    weights : str or path
-        A weights name (not None) or a weights file.
-
-    Returns
-    -------
-    tuple
-    """
-    path = os.path.abspath(weights if is_weights_path(weights) else spec.weights_file(weights))
-    try:
-        stat = os.stat(path)
-    except FileNotFoundError:
-        return (spec.name, path)
-    return (spec.name, path, stat.st_size, stat.st_mtime_ns)
 
 
 def _build_with_weights(spec, weights, *, read_weights=True):
