@@ -19,16 +19,16 @@ from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 from torch import nn
 
-from ._accelerate import ACCELERATE, AcceleratedNet, accelerated_device, make_accelerator
-from ._augment import augmentation_enabled, training_collate
+from ._nn.accelerate import ACCELERATE, AcceleratedNet, accelerated_device, make_accelerator
+from ._images.augment import augmentation_enabled, training_collate
 from ._cache import frozen_activations, prefix_key
-from ._data import as_image_source, at_image_size
-from ._lifecycle import continue_from, fit_interrupted, fit_reporting_interrupt, keeps_previous_fit_on_error
-from ._network import MODES, build_network, count_frozen_blocks
-from ._persistence import save_model
-from ._precision import PRECISIONS, check_precision, fp16_loss_scaling
-from ._optim import LR_SCHEDULES, OPTIMIZERS, SGD_MOMENTUM, TrainableOnly, param_groups, schedule_callback
-from ._regularizers import L2SPPenalty, block_drift, snapshot_trainable
+from ._images.source import as_image_source, at_image_size
+from ._nn.lifecycle import continue_from, fit_interrupted, fit_reporting_interrupt, keeps_previous_fit_on_error
+from ._nn.assembly import MODES, build_network, count_frozen_blocks
+from ._nn.model_file import save_model
+from ._nn.precision import PRECISIONS, check_precision, fp16_loss_scaling
+from ._nn.optim import LR_SCHEDULES, OPTIMIZERS, SGD_MOMENTUM, TrainableOnly, param_groups, schedule_callback
+from ._nn.regularizers import L2SPPenalty, block_drift, snapshot_trainable
 from .callbacks import GradualUnfreezing
 from .backbones import RegistrationTravelsMixin, resolve_backbone
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from ._atomic import atomic_write
-from ._data import image_batches
+from ._nn.atomic import atomic_write
+from ._images.source import image_batches
 from .backbones._digest import module_digest
 
 DEFAULT_CACHE_BYTES = 2 * 1024**3

@@ -7,8 +7,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from skft import _atomic
-from skft._atomic import atomic_write
+from skft._nn import atomic
+from skft._nn.atomic import atomic_write
 
 
 @pytest.fixture

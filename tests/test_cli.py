@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from skft.cli import main
+from skft.cli.main import main
 
 from conftest import TINY, TINY_SIZE, make_images
 
@@ -163,7 +163,7 @@ def test_options_are_never_abbreviated_and_a_typo_names_the_option_meant(capsys,
 
 
 def test_every_parser_refuses_abbreviations():
-    from skft.cli import build_parser
+    from skft.cli.main import build_parser
 
     parser = build_parser()
     commands = parser._subparsers._group_actions[0].choices

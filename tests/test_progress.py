@@ -5,8 +5,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from skft import _progress
-from skft._progress import FitProgress, fit_progress
+from skft.cli import progress
+from skft.cli.progress import FitProgress, fit_progress
 
 
 class FakeTerminal(io.StringIO):

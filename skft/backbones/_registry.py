@@ -336,7 +336,7 @@ def _pretrained_model(spec, weights, share_modules):
     ``share_modules`` later requests get that same model (its frozen blocks are then shared by
     every network built from it, at no cost); otherwise they get a new model, the skeleton for
     ``weights`` built on the ``meta`` device, that *assigns* the kept tensors. Either way, blocks
-    that train are copied before training (:class:`skft._module.FineTuneNetwork`), so the kept
+    that train are copied before training (:class:`skft._nn.network.FineTuneNetwork`), so the kept
     model never changes. The last few distinct (backbone, weights file) pairs are kept, under a lock:
     threads that ask for the same weights at once read them once.
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._image_folder import IMAGE_EXTENSIONS, load_image_folder
-from ._network import MODES
+from .._images.folders import IMAGE_EXTENSIONS, load_image_folder
+from .._nn.assembly import MODES
 
 EXIT_USAGE = 2
 
@@ -193,14 +193,14 @@ def _run_demo(args):
     import matplotlib
 
     matplotlib.use("Agg")
-    from ._demo import format_report, run_demo
+    from .demo import format_report, run_demo
 
     print(format_report(run_demo(args.output, quick=args.quick, verbose=args.verbosity), args.output))
 
 
 def _checked_backbone(name):
     """The backbone's summary; unknown names and weights not on disk are usage errors."""
-    from .backbones import summarize_backbone
+    from ..backbones import summarize_backbone
 
     try:
         summary = summarize_backbone(name)
@@ -235,8 +235,8 @@ def _checked_grid(estimator, entries):
 
 
 def _run_fit(args):
-    from ._classification import FineTunedClassifier
-    from ._search import grid_search, search_table
+    from .._classification import FineTunedClassifier
+    from .search import grid_search, search_table
 
     _checked_backbone(args.backbone)
     params = dict(backbone=args.backbone, mode=args.mode, image_size=args.image_size, random_state=args.seed,
@@ -258,7 +258,7 @@ def _run_fit(args):
 
 
 def _run_predict(args):
-    from ._persistence import load
+    from .._nn.model_file import load
 
     if not Path(args.model).is_file():
         raise UsageError(f"MODEL {args.model!r} is not a file")
@@ -284,8 +284,8 @@ def _run_predict(args):
 def _run_backbones(args):
     from tqdm import tqdm
 
-    from ._progress import is_terminal
-    from .backbones import list_backbones, summarize_backbone
+    from .progress import is_terminal
+    from ..backbones import list_backbones, summarize_backbone
 
     registered = list_backbones()
     if args.filter in registered:

@@ -9,10 +9,10 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.model_selection import train_test_split
 
-from ._classification import FineTunedClassifier
-from ._mnist import load_digits_images
-from ._search import grid_search, search_table, timed_fits
-from .plotting import plot_compare_modes, plot_confusion_matrix, plot_learning_curves
+from .._classification import FineTunedClassifier
+from .._mnist import load_digits_images
+from .search import grid_search, search_table, timed_fits
+from ..plotting import plot_compare_modes, plot_confusion_matrix, plot_learning_curves
 
 MODES = ("feature_extraction", "repurpose", "full")
 # Training every block at the learning rate tuned for the last block wrecks the pretrained features

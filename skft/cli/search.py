@@ -6,11 +6,11 @@ import pandas as pd
 from sklearn.base import clone, is_classifier
 from sklearn.model_selection import GridSearchCV, ParameterGrid, check_cv
 
-from ._progress import FitProgress, fit_progress
+from .progress import FitProgress, fit_progress
 
 
 def with_progress(estimator):
-    """Return a clone of ``estimator`` that reports its epochs to :func:`skft._progress.fit_progress`.
+    """Return a clone of ``estimator`` that reports its epochs to :func:`skft.cli.progress.fit_progress`.
 
     Parameters
     ----------
@@ -49,7 +49,7 @@ def grid_search(estimator, grid, X, y, cv, *, verbose=1):
     X, y : array-like
     cv : int or cross-validation splitter
     verbose : int, default=1
-        ``0``: no progress report (see :func:`skft._progress.fit_progress`).
+        ``0``: no progress report (see :func:`skft.cli.progress.fit_progress`).
 
     Returns
     -------

@@ -34,10 +34,10 @@ from safetensors.torch import save_file
 from skorch.history import History
 from sklearn.utils.validation import check_is_fitted
 
-from ._atomic import atomic_write
-from ._network import build_network
-from .backbones import resolve_backbone
-from .backbones._weights_file import describe_mismatch
+from .atomic import atomic_write
+from .assembly import build_network
+from ..backbones import resolve_backbone
+from ..backbones._weights_file import describe_mismatch
 
 FORMAT = "skft-model"
 #: Bumped whenever a file written by this version cannot be read by older ones.
@@ -226,8 +226,8 @@ def load(path, *, device=None):
     >>> bool((skft.load(path).predict(X) == clf.predict(X)).all())
     True
     """
-    from ._base import resolve_device
-    from ._regularizers import snapshot_trainable
+    from .._base import resolve_device
+    from .regularizers import snapshot_trainable
 
     path = os.fspath(path)
     tensors, config = _read_model_file(path)
@@ -405,13 +405,13 @@ def _load_weights(network, tensors, estimator, path):
 
 def _estimator_classes():
     """The only classes a model file may name (imported here: they import this module)."""
-    from ._classification import FineTunedClassifier
-    from ._regression import FineTunedRegressor
+    from .._classification import FineTunedClassifier
+    from .._regression import FineTunedRegressor
 
     return {cls.__name__: cls for cls in (FineTunedClassifier, FineTunedRegressor)}
 
 
 def _skft_version():
-    from . import __version__
+    from .. import __version__
 
     return __version__

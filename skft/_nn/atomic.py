@@ -39,7 +39,7 @@ def atomic_write(path):
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> from skft._atomic import atomic_write
+    >>> from skft._nn.atomic import atomic_write
     >>> target = pathlib.Path(tempfile.mkdtemp()) / "notes.txt"
     >>> with atomic_write(target) as tmp:
     ...     _ = pathlib.Path(tmp).write_text("complete")
