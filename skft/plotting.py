@@ -5,9 +5,16 @@ Every function returns a matplotlib ``Figure``; pass ``ax`` to draw into an exis
 
 import numpy as np
 import pandas as pd
-from matplotlib.artist import Artist
-from matplotlib.text import Text
-from matplotlib.transforms import Bbox
+
+try:
+    from matplotlib.artist import Artist
+    from matplotlib.text import Text
+    from matplotlib.transforms import Bbox
+except ImportError:
+    raise ImportError(
+        "skft.plotting draws with matplotlib, which is not installed. Install it with: pip install 'skft[plots]' "
+        "(or 'skft[demo]', which includes it)."
+    ) from None
 
 LOSS_KEYS = ("train_loss", "valid_loss")
 NAME_COLUMNS = ("mode", "candidate")

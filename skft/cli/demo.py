@@ -10,7 +10,7 @@ from sklearn.base import clone
 from sklearn.model_selection import train_test_split
 
 from .._classification import FineTunedClassifier
-from .._mnist import load_digits_images
+from ..datasets import load_mnist
 from .search import grid_search, search_table, timed_fits
 from ..plotting import plot_compare_modes, plot_confusion_matrix, plot_learning_curves
 
@@ -68,7 +68,7 @@ def run_demo(out_dir, quick=False, verbose=1):
     """
     settings = QUICK if quick else FULL
     start = time.perf_counter()
-    images, labels = load_digits_images(settings.n_images)
+    images, labels = load_mnist(settings.n_images)
     X_train, X_test, y_train, y_test = train_test_split(
         images, labels, test_size=settings.test_fraction, stratify=labels, random_state=0
     )
