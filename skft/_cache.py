@@ -23,7 +23,7 @@ import torch
 
 from ._nn.atomic import atomic_write
 from ._images.source import image_batches
-from .backbones._digest import module_digest
+from .backbones import module_digest
 
 DEFAULT_CACHE_BYTES = 2 * 1024**3
 #: Part of every key: bumped whenever what an entry holds, or how a key is made, changes.

@@ -9,7 +9,7 @@ from sklearn.model_selection import GridSearchCV
 import skft
 from skft import FineTunedClassifier, cache_info, clear_cache, set_config
 from skft._base import FineTunedEstimatorBase
-from skft.backbones import _registry, resolve_backbone
+from skft.backbones import _resolving, resolve_backbone
 
 from conftest import make_images, make_tiny_cnn
 
@@ -112,7 +112,7 @@ def test_a_damaged_disk_entry_is_recomputed(tiny_params, tmp_path):
 
 
 def test_pretrained_weights_are_read_once_and_frozen_tensors_shared(monkeypatch):
-    _registry._PRISTINE_MODELS.clear()
+    _resolving._PRISTINE_MODELS.clear()
     calls = []
     real_load = torch.load
     monkeypatch.setattr(torch, "load", lambda *a, **k: calls.append(a) or real_load(*a, **k))
@@ -126,7 +126,7 @@ def test_pretrained_weights_are_read_once_and_frozen_tensors_shared(monkeypatch)
 def test_a_seeded_fit_does_not_depend_on_whether_the_weights_were_read_before():
     X, y = make_images(16, size=32, channels=3)
     clf = FineTunedClassifier(mode="full", image_size=32, max_epochs=1, batch_size=8, random_state=0, device="cpu")
-    _registry._PRISTINE_MODELS.clear()
+    _resolving._PRISTINE_MODELS.clear()
     reading_the_weights = clf.fit(X, y).predict_proba(X)
     weights_already_read = clf.fit(X, y).predict_proba(X)
     np.testing.assert_array_equal(reading_the_weights, weights_already_read)

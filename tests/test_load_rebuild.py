@@ -12,7 +12,7 @@ import torch
 
 import skft
 from skft import FineTunedClassifier
-from skft.backbones import _registry
+from skft.backbones import _resolving
 
 from conftest import TINY_SIZE, make_images
 from stand_in_weights import never_download, use_hub, write_stand_in
@@ -21,10 +21,10 @@ from stand_in_weights import never_download, use_hub, write_stand_in
 @pytest.fixture(autouse=True)
 def _cold_caches():
     skft.clear_cache()
-    _registry._PRISTINE_MODELS.clear()
+    _resolving._PRISTINE_MODELS.clear()
     yield
     skft.clear_cache()
-    _registry._PRISTINE_MODELS.clear()
+    _resolving._PRISTINE_MODELS.clear()
 
 
 def _fit_save_load(tmp_path, monkeypatch, params, n_images):
@@ -38,7 +38,7 @@ def _fit_save_load(tmp_path, monkeypatch, params, n_images):
     clf.save(path)
     expected = clf.predict_proba(X)
     skft.clear_cache()
-    _registry._PRISTINE_MODELS.clear()
+    _resolving._PRISTINE_MODELS.clear()
     use_hub(monkeypatch, tmp_path / "empty_hub")
     return clf, skft.load(path), X, expected
 

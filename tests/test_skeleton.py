@@ -15,7 +15,7 @@ import torch
 from torchvision import models
 from torchvision.models import WeightsEnum
 
-from skft.backbones import _efficientnet_lite, _registry, resolve_backbone
+from skft.backbones import _efficientnet_lite, _resolving, resolve_backbone
 from skft.backbones._torchvision import split_torchvision_model, torchvision_preprocessing, torchvision_skeleton
 
 from stand_in_weights import never_download, use_hub, write_stand_in
@@ -47,9 +47,9 @@ META_CASES = [
 @pytest.fixture(autouse=True)
 def _fresh_kept_models():
     """Each test starts and ends without kept pretrained models (they are large)."""
-    _registry._PRISTINE_MODELS.clear()
+    _resolving._PRISTINE_MODELS.clear()
     yield
-    _registry._PRISTINE_MODELS.clear()
+    _resolving._PRISTINE_MODELS.clear()
 
 
 @pytest.fixture
@@ -118,14 +118,14 @@ def test_rebuild_reads_and_downloads_nothing(hub):
     # The hub is empty and downloads fail the test: the skeleton needs no weights file.
     blocks = resolve_backbone("googlenet", "DEFAULT", read_weights=False).parts.blocks
     assert next(iter(blocks[0][1].named_children()))[0] == "transform_input"
-    assert not _registry._PRISTINE_MODELS
+    assert not _resolving._PRISTINE_MODELS
 
 
 def test_default_and_its_name_share_one_kept_model(hub):
     write_stand_in(hub, "squeezenet1_1", "IMAGENET1K_V1")
     first = resolve_backbone("squeezenet1_1", "DEFAULT", share_modules=True).parts.blocks
     second = resolve_backbone("squeezenet1_1", "IMAGENET1K_V1", share_modules=True).parts.blocks
-    assert len(_registry._PRISTINE_MODELS) == 1
+    assert len(_resolving._PRISTINE_MODELS) == 1
     assert first[0][1][0].weight is second[0][1][0].weight
 
 

@@ -14,7 +14,7 @@ import functools
 
 from skorch.callbacks import Callback, EarlyStopping
 
-from ..backbones._weights_file import describe_mismatch
+from ..backbones import describe_mismatch
 
 _PROGRESS = "skft_epochs_completed"
 

@@ -37,7 +37,7 @@ from sklearn.utils.validation import check_is_fitted
 from .atomic import atomic_write
 from .assembly import build_network
 from ..backbones import resolve_backbone
-from ..backbones._weights_file import describe_mismatch
+from ..backbones import describe_mismatch
 
 FORMAT = "skft-model"
 #: Bumped whenever a file written by this version cannot be read by older ones.

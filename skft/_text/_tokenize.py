@@ -5,7 +5,7 @@ import warnings
 
 import numpy as np
 
-from ..backbones._text import quiet_transformers
+from ..backbones import quiet_transformers
 
 
 class TextTruncationWarning(UserWarning):

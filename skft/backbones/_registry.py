@@ -1,23 +1,16 @@
 """One registry for every backbone: the shipped EfficientNet-Lite0, torchvision's models, users' own."""
 
-import copy
 import difflib
 import hashlib
-import itertools
-import os
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable
 
-import torch
 from torch import nn
 
 from . import _efficientnet_lite
 from ._digest import module_digest, qualified_name
 from ._splitting import split_children
 from ._types import IMAGENET_MEAN, IMAGENET_STD, POOLINGS, BackboneParts, Preprocessing
-from ._weights_file import is_weights_path, load_into, read_state_dict
 
 
 @dataclass(frozen=True)
@@ -55,26 +48,6 @@ class BackboneSpec:
     weights_file: Callable = field(default=lambda weights: None)
     registration: dict = None
     skeleton: Callable = None
-
-
-@dataclass
-class ResolvedBackbone:
-    """A backbone built with its weights and split into blocks, ready for a network.
-
-    Parameters
-    ----------
-    name : str
-        Registry name, or the class name of a user's module.
-    parts : BackboneParts
-    preprocessing : Preprocessing
-    weights : object
-        The ``weights`` value it was built with.
-    """
-
-    name: str
-    parts: BackboneParts
-    preprocessing: Preprocessing
-    weights: object
 
 
 _USER_SPECS = {}
@@ -324,104 +297,6 @@ def _build_user_network(builder, weights):
     return model
 
 
-_PRISTINE_MODELS = OrderedDict()
-_PRISTINE_LIMIT = 4
-_PRISTINE_LOCK = threading.Lock()
-
-
-def _pretrained_model(spec, weights, share_modules):
-    """Build a registered backbone with its weights, reading the weights once per process.
-
-    The first request reads the weights and keeps a model built with them. With
-    ``share_modules`` later requests get that same model (its frozen blocks are then shared by
-    every network built from it, at no cost); otherwise they get a new model, the skeleton for
-    ``weights`` built on the ``meta`` device, that *assigns* the kept tensors. Either way, blocks
-    that train are copied before training (:class:`skft._nn.network.FineTuneNetwork`), so the kept
-    model never changes. The last few distinct (backbone, weights file) pairs are kept, under a lock:
-    threads that ask for the same weights at once read them once.
-
-    Building the kept model draws random initial values (overwritten by the weights); it draws
-    them from a forked RNG, so that a seeded fit gets the same head whether or not the weights were
-    read before in this process.
-    """
-    if weights is None or spec.source == "user":
-        return _build_with_weights(spec, weights)
-    with _PRISTINE_LOCK:
-        key = (spec.name, weights_identity(weights, spec))
-        if key not in _PRISTINE_MODELS:
-            with torch.random.fork_rng(devices=[]):
-                pristine = _build_with_weights(spec, weights)
-            key = (spec.name, weights_identity(weights, spec))  # the build may have downloaded the file
-            _PRISTINE_MODELS[key] = pristine
-            while len(_PRISTINE_MODELS) > _PRISTINE_LIMIT:
-                _PRISTINE_MODELS.popitem(last=False)
-        _PRISTINE_MODELS.move_to_end(key)
-        pristine = _PRISTINE_MODELS[key]
-    return pristine if share_modules else _model_sharing_state(spec, weights, pristine.state_dict())
-
-
-def _build_with_weights(spec, weights, *, read_weights=True):
-    """The one way to build a registered backbone for ``weights``.
-
-    The network is the skeleton for ``weights`` (for a weights file or None: the ``None`` build),
-    with the weights loaded unless ``read_weights`` is False. Every path builds through here: the
-    first build with weights, the models that assign the kept tensors, and ``load``'s rebuild.
-    """
-    if is_weights_path(weights):
-        model = _build_with_weights(spec, None, read_weights=False)
-        if read_weights:
-            load_into(model, read_state_dict(weights), str(weights))
-        return model
-    if read_weights or spec.skeleton is None:
-        return spec.build(weights)
-    return spec.skeleton(weights)
-
-
-def _model_sharing_state(spec, weights, state):
-    """The skeleton for ``weights``, built on the ``meta`` device, assigned the tensors of ``state``."""
-    with torch.device("meta"):
-        model = _build_with_weights(spec, weights, read_weights=False)
-    model.load_state_dict(state, assign=True)
-    if any(tensor.is_meta for tensor in itertools.chain(model.parameters(), model.buffers())):
-        model = _build_with_weights(spec, weights, read_weights=False)
-        model.load_state_dict(state)
-    return model
-
-
-def weights_identity(weights, spec=None):
-    """A hashable identity of a ``weights`` argument: the file its values are read from.
-
-    Used to decide whether the weights must be read again into the process's kept pretrained
-    models, not as a cache key (those are digests of the built network, see
-    :func:`skft._cache.prefix_key`).
-
-    Parameters
-    ----------
-    weights : str, path or None
-    spec : BackboneSpec, optional
-        The backbone the weights are for. With it, a weights name (``"DEFAULT"``, ``"IMAGENET1K_V2"``)
-        is resolved to the file it reads (for torchvision, the file named by the resolved weights'
-        URL), so two names for the same weights share one identity and a changed file gets a new one.
-
-    Returns
-    -------
-    tuple
-        ``("file", absolute path, size, mtime)`` for a file (``("file", absolute path)`` while it is
-        not on disk yet), ``("name", weights)`` for a name no file is known for, or for ``None``.
-    """
-    path = weights if is_weights_path(weights) else None
-    if path is None and spec is not None and weights is not None:
-        path = spec.weights_file(weights)
-    if path is None:
-        return ("name", weights)
-    path = os.path.abspath(path)
-    try:
-        stat = os.stat(path)
-    except FileNotFoundError:
-        return ("file", path)
-    return ("file", path, stat.st_size, stat.st_mtime_ns)
-
-
 def reset_parameters(model):
     """Re-initialise every submodule that knows how (``reset_parameters``), in place.
 
@@ -432,155 +307,3 @@ def reset_parameters(model):
     for module in model.modules():
         if hasattr(module, "reset_parameters") and module is not model:
             module.reset_parameters()
-
-
-def resolve_backbone(backbone, weights, *, image_size=None, share_modules=False, read_weights=True):
-    """Build a backbone with its weights and split it into blocks.
-
-    Parameters
-    ----------
-    backbone : str or nn.Module
-        A registry name, or a user's network (used as is; it must then be given ``image_size``).
-    weights : {"DEFAULT", None} or str or path
-        ``"DEFAULT"``, a weights name (torchvision), ``None`` for random initialisation, or a path to a
-        ``.pth``/``.pt``/``.safetensors`` state dict for the unsplit network.
-    image_size : int, optional
-        Needed for a user's ``nn.Module``, whose expected size skft cannot know.
-    share_modules : bool, default=False
-        Return blocks made of the process's kept pretrained modules (for registered backbones with
-        weights). Only for networks that stay on the CPU and copy the blocks they train: moving a
-        shared block to another device would move it for every network.
-    read_weights : bool, default=True
-        False: build the network ``weights`` are loaded into, without reading (or downloading)
-        them: a registered backbone's skeleton for ``weights``, or a user's network as given. For
-        a caller that copies tensors of its own into it afterwards (:func:`skft.load`).
-
-    Returns
-    -------
-    ResolvedBackbone
-    """
-    from_file = is_weights_path(weights)
-    if isinstance(backbone, nn.Module):
-        if image_size is None:
-            raise ValueError(
-                f"image_size=None cannot be used with a user's network ({type(backbone).__name__}): skft cannot "
-                "know its input size. Pass image_size=<int>, e.g. 224."
-            )
-        model = copy.deepcopy(backbone)
-        if weights is None:
-            reset_parameters(model)
-        if from_file and read_weights:
-            load_into(model, read_state_dict(weights), str(weights))
-        preprocessing = Preprocessing(image_size=image_size, min_size=1)
-        name, parts = type(backbone).__name__, split_children(model)
-    else:
-        spec = get_spec(backbone)
-        if read_weights:
-            model = _pretrained_model(spec, weights, share_modules)
-        else:
-            model = _build_with_weights(spec, weights, read_weights=False)
-        preprocessing = spec.preprocessing(None if from_file else weights)
-        name, parts = spec.name, spec.split(model)
-    return ResolvedBackbone(name=name, parts=parts, preprocessing=preprocessing, weights=weights)
-
-
-@dataclass
-class BackboneSummary:
-    """What :func:`describe_backbone` reports, as data.
-
-    Parameters
-    ----------
-    name : str
-    blocks : list of (str, int)
-        Block names with their parameter counts.
-    preprocessing : Preprocessing
-    weights_file : str or None
-        Where the default weights live (or are expected) on disk.
-    weights_available : bool
-        Whether the default weights can be loaded without a download.
-    """
-
-    name: str
-    blocks: list
-    preprocessing: Preprocessing
-    weights_file: str
-    weights_available: bool
-
-    def to_text(self):
-        """Format the summary as the table :func:`describe_backbone` prints.
-
-        Returns
-        -------
-        str
-        """
-        pre = self.preprocessing
-        size = f"exactly {pre.image_size} px" if pre.fixed_size else f"{pre.image_size} px (at least {pre.min_size} px)"
-        total = sum(count for _, count in self.blocks)
-        lines = [
-            f"backbone: {self.name}",
-            f"input size: {size}",
-            f"normalisation: mean={tuple(round(v, 4) for v in pre.mean)}, std={tuple(round(v, 4) for v in pre.std)}",
-            f"default weights: {'available offline' if self.weights_available else 'not on disk'}"
-            + (f" ({self.weights_file})" if self.weights_file else ""),
-            f"{len(self.blocks)} blocks, {total:,} parameters:",
-        ]
-        width = max(len(name) for name, _ in self.blocks)
-        lines += [f"  {index:>2}  {name:<{width}}  {count:>12,}" for index, (name, count) in enumerate(self.blocks)]
-        return "\n".join(lines)
-
-
-def summarize_backbone(name):
-    """Build a :class:`BackboneSummary` without downloading or allocating weights.
-
-    The network is built on PyTorch's ``meta`` device, so even a large model costs no memory.
-
-    Parameters
-    ----------
-    name : str
-        A registered backbone name.
-
-    Returns
-    -------
-    BackboneSummary
-    """
-    spec = get_spec(name)
-    with torch.device("meta"):
-        parts = spec.split(spec.build(None))
-    blocks = [(block_name, sum(p.numel() for p in block.parameters())) for block_name, block in parts.blocks]
-    weights_file = spec.weights_file("DEFAULT")
-    return BackboneSummary(
-        name=name,
-        blocks=blocks,
-        preprocessing=spec.preprocessing("DEFAULT" if spec.source != "user" else None),
-        weights_file=weights_file,
-        weights_available=spec.source == "user" or bool(weights_file and os.path.isfile(weights_file)),
-    )
-
-
-def describe_backbone(name):
-    """Print a backbone's blocks with parameter counts, its input size and its normalisation.
-
-    Nothing is downloaded and no weights are allocated (parameters are counted on the ``meta`` device).
-
-    Parameters
-    ----------
-    name : str
-        A registered backbone name (see :func:`list_backbones`).
-
-    Returns
-    -------
-    BackboneSummary
-        The same information as data (``.blocks``, ``.preprocessing``, ...).
-
-    Examples
-    --------
-    >>> from skft import describe_backbone
-    >>> summary = describe_backbone("efficientnet_lite0")  # doctest: +ELLIPSIS
-    backbone: efficientnet_lite0
-    ...
-    >>> len(summary.blocks)
-    9
-    """
-    summary = summarize_backbone(name)
-    print(summary.to_text())
-    return summary
