@@ -298,8 +298,8 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             continues = self._continues_previous_fit()
-            # Frozen pretrained modules are shared between CPU networks; a continued fit copies
-            # trained weights into its blocks, so it must own them.
+            # Frozen pretrained modules are shared between CPU networks while they fit; a continued
+            # fit copies trained weights into its blocks, so it must own them.
             network = self._build_network(share_modules=device == "cpu" and not continues)
             images = at_image_size(images, self.image_size_)
             if continues:
@@ -312,6 +312,10 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
             starting_values = snapshot_trainable(network)
             net = self._make_net(network, valid_dataset, len(train), device, starting_values, accelerator)
             interrupted = fit_reporting_interrupt(net, _take(inputs, train), packed[train])
+        if torch.device(device).type == "cpu":
+            # Frozen blocks were the kept pretrained modules during the fit (what makes many fits cheap); the
+            # fitted network is the estimator's own. (Moving a network to a GPU already copied them.)
+            network.own_frozen_blocks()
         self.net_ = net
         self.history_ = net.history
         self.drift_ = block_drift(network, starting_values)

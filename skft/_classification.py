@@ -127,7 +127,8 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
     classes_ : ndarray
         The labels seen in ``fit``.
     net_ : skorch.NeuralNet
-        The trained net; ``net_.module_`` is the whole network (``backbone.*``, ``head.*``).
+        The trained net; ``net_.module_`` is the whole network (``backbone.*``, ``head.*``), the
+        estimator's own: editing it (training it further, ``.half()``) changes no other fit.
     history_ : skorch.History
         Per-epoch losses and timings.
     image_size_ : int

@@ -163,6 +163,17 @@ class FineTuneNetwork(nn.Module):
         """
         return list(self.backbone)[: self.n_frozen]
 
+    def own_frozen_blocks(self):
+        """Replace the frozen blocks by copies of them, so that this network shares no module or tensor.
+
+        During a fit on the CPU the frozen blocks are the process's kept pretrained modules, shared
+        by every network built from the same weights. A fitted estimator calls this before handing
+        its network out: whatever a user then does to it (train it, ``.half()``, edit a tensor in
+        place) cannot reach another fit.
+        """
+        for name, block in list(self.backbone.named_children())[: self.n_frozen]:
+            setattr(self.backbone, name, copy.deepcopy(block))
+
     def set_trainable_blocks(self, n_trainable):
         """Train only the last ``n_trainable`` of the blocks after the frozen prefix.
 
