@@ -23,7 +23,9 @@ from ._accelerate import ACCELERATE, AcceleratedNet, accelerated_device, make_ac
 from ._augment import augmentation_enabled, training_collate
 from ._cache import frozen_activations, prefix_key
 from ._data import as_image_source, at_image_size
-from ._lifecycle import continue_from, fit_interrupted, fit_reporting_interrupt, keeps_previous_fit_on_error
+from ._lifecycle import (
+    continue_from, continued_history, fit_interrupted, fit_reporting_interrupt, keeps_previous_fit_on_error,
+)
 from ._network import MODES, build_network, count_frozen_blocks
 from ._persistence import save_model
 from ._precision import PRECISIONS, check_precision, fp16_loss_scaling
@@ -302,6 +304,8 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
             # fit copies trained weights into its blocks, so it must own them.
             network = self._build_network(share_modules=device == "cpu" and not continues)
             images = at_image_size(images, self.image_size_)
+            # Before a continued fit copies the previous weights in: L2-SP and drift_ measure from the pretrained ones.
+            starting_values = snapshot_trainable(network)
             if continues:
                 continue_from(network, self.net_.module_)
             # A continued fit may start from frozen blocks that trained before: no cached activations.
@@ -309,13 +313,14 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
             inputs = self._network_inputs(network, images, device)
             train, valid = self._split_validation(packed, seed)
             valid_dataset = Dataset(_take(inputs, valid), packed[valid]) if valid is not None else None
-            starting_values = snapshot_trainable(network)
             net = self._make_net(network, valid_dataset, len(train), device, starting_values, accelerator)
             interrupted = fit_reporting_interrupt(net, _take(inputs, train), packed[train])
         if torch.device(device).type == "cpu":
             # Frozen blocks were the kept pretrained modules during the fit (what makes many fits cheap); the
             # fitted network is the estimator's own. (Moving a network to a GPU already copied them.)
             network.own_frozen_blocks()
+        if continues:
+            net.history = continued_history(self.history_, net.history)
         self.net_ = net
         self.history_ = net.history
         self.drift_ = block_drift(network, starting_values)
