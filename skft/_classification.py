@@ -85,7 +85,12 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         started with ``accelerate launch`` or ``torchrun`` on several GPUs, one fit is spread over
         them, each process training on its share of every epoch's batches (docs/scaling.md).
     random_state : int, RandomState or None, default=None
-        Seeds head initialisation, shuffling, dropout and the validation split.
+        Seeds head initialisation, shuffling, augmentation, dropout and the validation split.
+        Each fit draws from generators of its own, never reading or moving torch's global random
+        state, so fits in threads equal fits one after another; except dropout and drop-connect
+        (and ``weights=None`` initialisation, a callable ``augment``), which only torch's global
+        generator can serve: a fit seeds it and restores it afterwards, but threads share it, so
+        fits in threads that train dropout are reproducible only with one thread per worker.
     verbose : int, default=0
         ``0`` is silent; ``1`` prints skorch's table of epochs.
     callbacks : list of skorch callbacks or None, default=None
