@@ -13,8 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
-from _mnist import load_digits_images  # noqa: E402,F401
+from skft.datasets import load_mnist
 
 from skft.backbones import _efficientnet_lite as lite  # noqa: E402
 
@@ -105,5 +104,5 @@ def hand_written_fit(X, y, *, n_frozen, lr, batch_size, epochs, seed):
 
 def digits(n, seed=0):
     """``n`` shuffled MNIST digits and integer labels."""
-    images, labels = load_digits_images(n, seed)
+    images, labels = load_mnist(n, seed)
     return images, np.array([int(label.split()[-1]) for label in labels])

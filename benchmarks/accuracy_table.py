@@ -13,7 +13,7 @@ import time
 
 from sklearn.model_selection import GridSearchCV, train_test_split
 
-from _peers import load_digits_images
+from skft.datasets import load_mnist
 
 from skft import FineTunedClassifier
 
@@ -31,7 +31,7 @@ def main():
     parser.add_argument("--device", default="auto")
     parser.add_argument("--epochs", type=int, default=5)
     args = parser.parse_args()
-    images, labels = load_digits_images(1000)
+    images, labels = load_mnist(1000)
     X_train, X_test, y_train, y_test = train_test_split(images, labels, test_size=200, random_state=0,
                                                         stratify=labels)
     print(f"{'mode':<34}{'weights':<9}{'best lr':>9}{'CV acc':>8}{'test acc':>10}{'search s':>10}{'refit s':>9}")

@@ -27,8 +27,7 @@ import time
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
-from _mnist import load_digits_images  # noqa: E402
+from skft.datasets import load_mnist
 
 from skft import FineTunedClassifier  # noqa: E402
 
@@ -50,7 +49,7 @@ def timed_fit(args, digits, device, batch_size):
 
 def worker(args):
     """One process of the torchrun launch: fit, then write this rank's results."""
-    digits = load_digits_images(args.n + N_TEST)
+    digits = load_mnist(args.n + N_TEST)
     seconds, accuracy, proba = timed_fit(args, digits, "accelerate", args.batch_size // args.processes)
     with open(os.path.join(args.worker, f"rank_{os.environ['RANK']}.json"), "w") as handle:
         json.dump({"seconds": seconds, "accuracy": accuracy, "proba": proba.tolist()}, handle)
@@ -86,7 +85,7 @@ def main():
     print(f"{args.n} MNIST digits ({N_TEST} held out), {args.image_size} px, efficientnet_lite0 full, "
           f"{args.epochs} epochs, batch {args.batch_size}, lr {args.lr}; {os.cpu_count()} CPUs, this process on "
           f"{torch.get_num_threads()} torch thread(s)", flush=True)
-    digits = load_digits_images(args.n + N_TEST)
+    digits = load_mnist(args.n + N_TEST)
     plain_time, plain_accuracy, plain_proba = timed_fit(args, digits, "cpu", args.batch_size)
     print(f"device='cpu':                      fit {plain_time:6.1f} s  accuracy {plain_accuracy:.3f}", flush=True)
     one_time, one_accuracy, one_proba = timed_fit(args, digits, "accelerate", args.batch_size)

@@ -6,13 +6,13 @@ Real MNIST digits (600 train, 200 test), 64 px, EfficientNet-Lite0 (BatchNorm mo
 Run: ``python benchmarks/bench_batchnorm.py``
 """
 
-from _peers import load_digits_images
+from skft.datasets import load_mnist
 
 from skft import FineTunedClassifier
 
 
 def main():
-    images, labels = load_digits_images(800, seed=1)
+    images, labels = load_mnist(800, seed=1)
     train, test = slice(0, 600), slice(600, 800)
     print(f"{'mode':<28}{'bn_trainable=False':>20}{'bn_trainable=True':>20}")
     for mode, extra in (("repurpose", {"trainable_layers": 3}), ("full", {"lr": 3e-4})):

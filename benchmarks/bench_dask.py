@@ -19,8 +19,7 @@ import torch
 from distributed import Client, LocalCluster
 from sklearn.model_selection import GridSearchCV
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
-from _mnist import load_digits_images  # noqa: E402
+from skft.datasets import load_mnist
 
 from skft import FineTunedClassifier  # noqa: E402
 
@@ -39,7 +38,7 @@ def main():
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    X, y = load_digits_images(args.n)
+    X, y = load_mnist(args.n)
     estimator = FineTunedClassifier(mode="repurpose", image_size=args.image_size, max_epochs=2, device="cpu",
                                     random_state=0)
     print(f"{args.n} MNIST digits, {args.image_size} px, repurpose, grid {GRID}, 3-fold, 2 epochs; "

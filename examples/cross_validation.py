@@ -9,15 +9,14 @@ from pathlib import Path
 
 from sklearn.model_selection import StratifiedKFold, cross_validate
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _mnist import load_digits_images  # noqa: E402
+from skft.datasets import load_mnist
 
 from skft import FineTunedClassifier  # noqa: E402
 
 
 def main(quick=False):
     """Cross-validate ``mode="feature_extraction"`` on real digits; print and return the per-fold scores."""
-    images, labels = load_digits_images(150 if quick else 1000)
+    images, labels = load_mnist(150 if quick else 1000)
     folds = StratifiedKFold(n_splits=3 if quick else 5, shuffle=True, random_state=0)
     clf = FineTunedClassifier(mode="feature_extraction", image_size=64, max_epochs=3 if quick else 5, lr=3e-3,
                               random_state=0)

@@ -13,8 +13,7 @@ import torch
 from sklearn.model_selection import train_test_split
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _mnist import load_digits_images  # noqa: E402
+from skft.datasets import load_mnist
 
 from skft import FineTunedClassifier, describe_backbone, register_backbone  # noqa: E402
 
@@ -30,7 +29,7 @@ def small_cnn():
 
 def main(quick=False):
     """Train the small network from scratch (``mode="full"``) both ways; print and return the accuracies."""
-    images, labels = load_digits_images(300 if quick else 2000)
+    images, labels = load_mnist(300 if quick else 2000)
     X_train, X_test, y_train, y_test = train_test_split(images, labels, test_size=0.25, stratify=labels,
                                                         random_state=0)
     params = dict(mode="full", lr=3e-3, max_epochs=8 if quick else 10, random_state=0)

@@ -15,8 +15,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _mnist import load_digits_images  # noqa: E402
+from skft.datasets import load_mnist
 
 from skft import BackboneFeatures  # noqa: E402
 
@@ -30,7 +29,7 @@ def main(quick=False):
     -------
     dict of (weights, feature_layer) to float
     """
-    images, labels = load_digits_images(400 if quick else 1000)
+    images, labels = load_mnist(400 if quick else 1000)
     X_train, X_test, y_train, y_test = train_test_split(images, labels, test_size=0.25, stratify=labels,
                                                         random_state=0)
     accuracy = {}

@@ -14,8 +14,7 @@ from pathlib import Path
 
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _mnist import load_digits_images  # noqa: E402
+from skft.datasets import load_mnist
 
 
 def write_pngs(folder, images, names):
@@ -35,7 +34,7 @@ def skft(*args):
 
 def main(quick=False):
     """Fit on a folder of digit PNGs (one subfolder per class), predict a folder of new ones; return the accuracy."""
-    images, labels = load_digits_images(200 if quick else 1000)
+    images, labels = load_mnist(200 if quick else 1000)
     digits = [label.split()[-1] for label in labels]  # "digit 7" -> "7": the class subfolder
     n_train = len(images) * 3 // 4
     with tempfile.TemporaryDirectory() as tmp:

@@ -11,8 +11,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _mnist import load_digits_images  # noqa: E402
+from skft.datasets import load_mnist
 
 from skft import FineTunedClassifier  # noqa: E402
 
@@ -24,7 +23,7 @@ def crop_border(images, border=4):
 
 def main(quick=False):
     """Fit the pipeline on real digits; print and return its held-out accuracy."""
-    images, labels = load_digits_images(200 if quick else 1000)
+    images, labels = load_mnist(200 if quick else 1000)
     X_train, X_test, y_train, y_test = train_test_split(images, labels, test_size=0.25, stratify=labels,
                                                         random_state=0)
     pipeline = make_pipeline(

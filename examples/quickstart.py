@@ -11,8 +11,7 @@ from pathlib import Path
 
 from sklearn.model_selection import GridSearchCV, train_test_split
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _mnist import load_digits_images  # noqa: E402
+from skft.datasets import load_mnist
 
 from skft import FineTunedClassifier  # noqa: E402
 
@@ -20,7 +19,7 @@ from skft import FineTunedClassifier  # noqa: E402
 def main(quick=False):
     """Grid-search the learning rate and batch size of a ``repurpose`` fine-tune; print the results."""
     n_images = 240 if quick else 1000
-    images, labels = load_digits_images(n_images)
+    images, labels = load_mnist(n_images)
     X_train, X_test, y_train, y_test = train_test_split(
         images, labels, test_size=0.2, stratify=labels, random_state=0
     )

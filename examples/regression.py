@@ -12,8 +12,7 @@ from pathlib import Path
 from sklearn.metrics import mean_absolute_error
 from sklearn.model_selection import train_test_split
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _mnist import load_digits_images  # noqa: E402
+from skft.datasets import load_mnist
 
 from skft import FineTunedRegressor  # noqa: E402
 
@@ -25,7 +24,7 @@ def ink(images):
 
 def main(quick=False):
     """Fit on real digits, print R^2 and the mean absolute error on held-out digits; return R^2."""
-    images, _ = load_digits_images(200 if quick else 600)
+    images, _ = load_mnist(200 if quick else 600)
     X_train, X_test, y_train, y_test = train_test_split(images, ink(images), test_size=0.25, random_state=0)
     reg = FineTunedRegressor(mode="full", lr=3e-4, image_size=32, max_epochs=5, random_state=0).fit(X_train, y_train)
     r2 = reg.score(X_test, y_test)

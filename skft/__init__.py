@@ -4,8 +4,8 @@ from ._cache import cache_info, clear_cache, get_config, set_config
 from ._classification import FineTunedClassifier
 from ._compare import compare_modes
 from ._features import BackboneFeatures
-from ._image_folder import load_image_folder
-from ._persistence import load
+from ._images.folders import load_image_folder
+from ._nn.model_file import load
 from ._regression import FineTunedRegressor
 from .backbones import describe_backbone, list_backbones, register_backbone
 

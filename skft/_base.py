@@ -19,21 +19,21 @@ from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 from torch import nn
 
-from ._accelerate import ACCELERATE, AcceleratedNet, accelerated_device, make_accelerator
-from ._augment import augmentation_enabled, training_collate
+from ._nn.accelerate import ACCELERATE, AcceleratedNet, accelerated_device, make_accelerator
+from ._images.augment import augmentation_enabled, training_collate
 from ._cache import frozen_activations, prefix_key
-from ._data import as_image_source, at_image_size
-from ._lifecycle import (
+from ._images.source import as_image_source, at_image_size
+from ._nn.lifecycle import (
     continue_from, continued_history, fit_interrupted, fit_reporting_interrupt, keeps_previous_fit_on_error,
 )
-from ._network import MODES, build_network, count_frozen_blocks
-from ._persistence import save_model
-from ._precision import PRECISIONS, check_precision, fp16_loss_scaling
-from ._optim import LR_SCHEDULES, OPTIMIZERS, SGD_MOMENTUM, TrainableOnly, param_groups, schedule_callback
-from ._regularizers import L2SPPenalty, block_drift, snapshot_trainable
-from ._seeding import FitGenerators, seeded_global_generator
+from ._nn.assembly import MODES, build_network, count_frozen_blocks
+from ._nn.model_file import save_model
+from ._nn.precision import PRECISIONS, check_precision, fp16_loss_scaling
+from ._nn.optim import LR_SCHEDULES, OPTIMIZERS, SGD_MOMENTUM, TrainableOnly, param_groups, schedule_callback
+from ._nn.regularizers import L2SPPenalty, block_drift, snapshot_trainable
+from ._nn.seeding import FitGenerators, seeded_global_generator
 from .callbacks import GradualUnfreezing
-from .backbones import RegistrationTravelsMixin, backbone_identity, resolve_backbone, weights_identity
+from .backbones import RegistrationTravelsMixin, resolve_backbone
 
 class WeightedLoss(nn.Module, metaclass=ABCMeta):
     """Mean of a per-sample loss weighted by the last column of the target, plus a penalty.
@@ -310,7 +310,7 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
             if continues:
                 continue_from(network, self.net_.module_)
             # A continued fit may start from frozen blocks that trained before: no cached activations.
-            self.prefix_key_ = None if continues else self._prefix_key(network, seed)
+            self.prefix_key_ = None if continues else self._prefix_key(network)
             inputs = self._network_inputs(network, images, device)
             train, valid = self._split_validation(packed, seed)
             valid_dataset = Dataset(_take(inputs, valid), packed[valid]) if valid is not None else None
@@ -383,30 +383,24 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
             indices, test_size=self.validation_fraction, random_state=seed, stratify=self._stratify(packed)
         )
 
-    def _prefix_key(self, network, seed):
-        """Identity of the frozen prefix for the activation cache, or None when nothing is frozen."""
+    def _prefix_key(self, network):
+        """Identity of ``network``'s frozen prefix as built, for the activation cache; None when nothing is frozen."""
         if network.n_frozen == 0 or augmentation_enabled(self):
             return None
-        normalizer = network.normalizer
-        return prefix_key(
-            backbone_identity(self.backbone),
-            weights_identity(self.weights),
-            seed if self.weights is None else None,
-            network.n_frozen,
-            network.cache_start,
-            normalizer.image_size,
-            normalizer.mean.flatten().tolist(),
-            normalizer.std.flatten().tolist(),
-            self.precision,
-        )
+        return prefix_key(network, self.precision)
 
     def _network_inputs(self, network, images, device):
-        """What the network is fed: frozen-prefix activations when cached, else the images."""
-        if self.prefix_key_ is None:
+        """What the network is fed: frozen-prefix activations when cached, else the images.
+
+        The key is computed again from ``network`` as it is now, so a fitted network edited in place
+        since its fit never reads, or writes, the entries of what it was.
+        """
+        key = None if self.prefix_key_ is None else self._prefix_key(network)
+        if key is None:
             return images
         network.to(device)
         activations = frozen_activations(
-            network, images, key=self.prefix_key_, device=device, batch_size=max(self.batch_size, 64),
+            network, images, key=key, device=device, batch_size=max(self.batch_size, 64),
             cache_dir=self.cache_dir, num_workers=self.num_workers,
         )
         return {"X": activations, "start_block": torch.full((len(images),), network.cache_start)}

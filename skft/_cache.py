@@ -3,15 +3,17 @@
 When the first ``k`` blocks of a network are frozen (no gradient, eval mode, no augmentation),
 their output is a fixed function of the image. skft computes it once and trains the rest of the
 network on the stored activations through the module seam (``forward(X, start_block=k)``).
-Entries are keyed by content: the image's bytes and a *prefix key* made of the backbone,
-its weights, the frozen depth and the preprocessing. They are reused across epochs, the
+Entries are keyed by content: the image's bytes and a *prefix key*, the digest of the frozen
+part as built (see :func:`prefix_key`), never a name. They are reused across epochs, the
 early-stopping split, cross-validation folds and grid points in one process, held in one
 process-wide LRU store bounded by ``cache_bytes`` (:func:`set_config`), and optionally written
 to ``cache_dir`` on disk, where parallel workers share them (atomic writes: a reader never sees
-a half-written entry).
+a half-written entry). Every file records the key and image it was written for, and a reader
+checks both, and the activation's shape and dtype, before using it.
 """
 
 import hashlib
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -19,11 +21,15 @@ from pathlib import Path
 
 import torch
 
-from ._atomic import atomic_write
-from ._data import image_batches
+from ._nn.atomic import atomic_write
+from ._images.source import image_batches
+from .backbones._digest import module_digest
 
 DEFAULT_CACHE_BYTES = 2 * 1024**3
-_FORMAT_VERSION = "1"
+#: Part of every key: bumped whenever what an entry holds, or how a key is made, changes.
+CACHE_FORMAT_VERSION = "2"
+#: Keys and image digests: 32 lowercase hex digits (a 16-byte blake2b), checked wherever they become paths.
+_DIGEST = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass
@@ -65,6 +71,13 @@ class ActivationStore:
         self._bytes = 0
         self._lock = threading.Lock()
         self.hits = self.misses = self.disk_hits = 0
+
+    def count(self, *, hits=0, misses=0, disk_hits=0):
+        """Add to the usage counters."""
+        with self._lock:
+            self.hits += hits
+            self.misses += misses
+            self.disk_hits += disk_hits
 
     def get(self, key):
         """Return the tensor stored under ``key`` (marking it recently used), or None."""
@@ -156,9 +169,53 @@ def cache_info():
     return _STORE.stats()
 
 
-def clear_cache():
-    """Empty the in-memory frozen-prefix cache and reset its counters (files in ``cache_dir`` stay)."""
+def clear_cache(cache_dir=None):
+    """Empty the in-memory frozen-prefix cache and reset its counters; with ``cache_dir``, that too.
+
+    Parameters
+    ----------
+    cache_dir : str or path-like, optional
+        A folder given as ``cache_dir`` to estimators: the activation files skft wrote there
+        (``<cache_dir>/<32 hex digits>/<2 hex digits>/<32 hex digits>.safetensors``) are deleted,
+        and the folders they leave empty. Nothing else in the folder is touched. Without it, files
+        on disk stay.
+
+    Examples
+    --------
+    >>> import skft, tempfile
+    >>> skft.clear_cache(cache_dir=tempfile.mkdtemp())
+    """
     _STORE.clear()
+    if cache_dir is not None:
+        _clear_disk(Path(cache_dir))
+
+
+def _clear_disk(root):
+    if not root.is_dir():
+        return
+    for key_folder in root.iterdir():
+        if not (key_folder.is_dir() and not key_folder.is_symlink() and _DIGEST.fullmatch(key_folder.name)):
+            continue
+        for shard in key_folder.iterdir():
+            if not (shard.is_dir() and not shard.is_symlink() and re.fullmatch(r"[0-9a-f]{2}", shard.name)):
+                continue
+            for entry in shard.iterdir():
+                if entry.is_file() and not entry.is_symlink() and _is_entry_name(entry.name):
+                    entry.unlink(missing_ok=True)
+            _remove_if_empty(shard)
+        _remove_if_empty(key_folder)
+
+
+def _is_entry_name(name):
+    stem = name.removesuffix(".safetensors")
+    return stem != name and _DIGEST.fullmatch(stem) is not None
+
+
+def _remove_if_empty(folder):
+    try:
+        folder.rmdir()
+    except OSError:  # not empty (another writer, or files that are not ours)
+        pass
 
 
 def image_digests(images):
@@ -177,51 +234,93 @@ def image_digests(images):
     return [hashlib.blake2b(header + image.tobytes(), digest_size=16).hexdigest() for image in array]
 
 
-def prefix_key(*parts):
-    """Digest of everything that makes the frozen prefix the function it is.
+def prefix_key(network, precision):
+    """Digest of the frozen prefix as built: everything that makes it the function it is.
+
+    It covers the normaliser (image size, mean, std), every frozen block's structure and tensors
+    (see :mod:`skft.backbones._digest`), the pooling when every block is frozen (the prefix then
+    ends with it), the precision and :data:`CACHE_FORMAT_VERSION`. No name enters it: two
+    registrations under one name that build different networks get different keys, and two
+    names for one network share entries.
 
     Parameters
     ----------
-    *parts : object
-        Backbone identity, weights identity, frozen depth, preprocessing; their ``repr`` is hashed.
+    network : FineTuneNetwork
+    precision : str
+        The precision the prefix runs in (``"fp32"``, ``"bf16"``, ``"fp16"``).
 
     Returns
     -------
     str
+        32 lowercase hex digits.
     """
-    return hashlib.blake2b(repr((_FORMAT_VERSION,) + parts).encode(), digest_size=16).hexdigest()
+    modules = [("normalizer", network.normalizer)]
+    modules += [(f"frozen.{index}", block) for index, block in enumerate(network.frozen_blocks())]
+    if network.cache_start > len(network.backbone):
+        modules.append(("pool", network.pool))
+    parts = (CACHE_FORMAT_VERSION, precision, network.cache_start, module_digest(modules))
+    return hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
+
+
+def check_digest(value, what):
+    """Refuse anything but 32 lowercase hex digits before it becomes part of a path.
+
+    Parameters
+    ----------
+    value : object
+    what : str
+        Named in the message.
+
+    Raises
+    ------
+    ValueError
+    """
+    if not isinstance(value, str) or _DIGEST.fullmatch(value) is None:
+        raise ValueError(f"{what} must be 32 lowercase hex digits. Got {value!r} instead.")
 
 
 class DiskStore:
     """Activations as one safetensors file per image under ``root/<prefix key>/``.
 
     Writes go to a temporary file in the same folder and are renamed into place, so parallel
-    workers sharing the folder never read a half-written entry.
+    workers sharing the folder never read a half-written entry. Each file's metadata records the
+    key and image digest it was written for; :meth:`get` uses a file only when both match and the
+    activation has the expected shape and dtype, so a renamed, copied or foreign file is a miss.
 
     Parameters
     ----------
     root : str or Path
     prefix : str
+        A prefix key: 32 lowercase hex digits (anything else is refused before it becomes a path).
+    shape : tuple of int
+        The shape of one activation.
     """
 
-    def __init__(self, root, prefix):
+    def __init__(self, root, prefix, shape):
+        check_digest(prefix, "the prefix key")
         self.folder = Path(root) / prefix
+        self.prefix = prefix
+        self.shape = tuple(shape)
 
     def _path(self, digest):
+        check_digest(digest, "an image digest")
         return self.folder / digest[:2] / f"{digest}.safetensors"
 
     def get(self, digest):
-        """Return the stored activation, or None when absent or unreadable."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        """Return the stored activation, or None when absent, unreadable or written for something else."""
+        from safetensors import SafetensorError, safe_open
 
         path = self._path(digest)
         if not path.is_file():
             return None
         try:
-            return load_file(str(path))["activation"]
+            with safe_open(str(path), framework="pt", device="cpu") as handle:
+                if handle.metadata() != self._metadata(digest):
+                    return None
+                tensor = handle.get_tensor("activation")
         except (OSError, KeyError, SafetensorError):
             return None
+        return tensor if tensor.dtype == torch.float32 and tuple(tensor.shape) == self.shape else None
 
     def put(self, digest, tensor):
         """Write one activation atomically."""
@@ -230,7 +329,10 @@ class DiskStore:
         path = self._path(digest)
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(path) as temporary:
-            save_file({"activation": tensor.contiguous()}, temporary)
+            save_file({"activation": tensor.contiguous()}, temporary, metadata=self._metadata(digest))
+
+    def _metadata(self, digest):
+        return {"format": CACHE_FORMAT_VERSION, "prefix_key": self.prefix, "image": digest}
 
 
 def frozen_activations(network, images, *, key, device, batch_size, cache_dir=None, num_workers=0):
@@ -245,7 +347,7 @@ def frozen_activations(network, images, *, key, device, batch_size, cache_dir=No
         Its first ``n_frozen`` blocks are the frozen prefix.
     images : Tensor of shape (N, C, H, W) or LazyImages
     key : str
-        The prefix key (see :func:`prefix_key`).
+        The prefix key (see :func:`prefix_key`): 32 lowercase hex digits.
     device : str
         Where to compute missing activations.
     batch_size : int
@@ -260,14 +362,14 @@ def frozen_activations(network, images, *, key, device, batch_size, cache_dir=No
     Tensor of shape (N, ...)
         On the CPU, float32.
     """
-    disk = DiskStore(cache_dir, key) if cache_dir is not None else None
+    check_digest(key, "the prefix key")
+    disk = DiskStore(cache_dir, key, _activation_shape(network, key, device)) if cache_dir is not None else None
     activations = []
     for batch in image_batches(images, batch_size, num_workers):
         digests = image_digests(batch)
         found = [_lookup(key, digest, disk) for digest in digests]
         missing = [index for index, tensor in enumerate(found) if tensor is None]
-        _STORE.hits += len(found) - len(missing)
-        _STORE.misses += len(missing)
+        _STORE.count(hits=len(found) - len(missing), misses=len(missing))
         if missing:
             outputs = network.frozen_prefix(batch[missing].to(device)).float().cpu()
             for index, output in zip(missing, outputs):
@@ -284,6 +386,23 @@ def _lookup(key, digest, disk):
     if tensor is None and disk is not None:
         tensor = disk.get(digest)
         if tensor is not None:
-            _STORE.disk_hits += 1
+            _STORE.count(disk_hits=1)
             _STORE.put((key, digest), tensor)
     return tensor
+
+
+_SHAPES = {}
+_SHAPES_LOCK = threading.Lock()
+
+
+def _activation_shape(network, key, device):
+    """The shape of one activation under ``key``: one blank image through the prefix, once per key."""
+    with _SHAPES_LOCK:
+        shape = _SHAPES.get(key)
+    if shape is None:
+        size = network.normalizer.image_size
+        probe = torch.zeros(1, 3, size, size, dtype=torch.uint8, device=device)
+        shape = tuple(network.frozen_prefix(probe).shape[1:])
+        with _SHAPES_LOCK:
+            _SHAPES[key] = shape
+    return shape

@@ -11,7 +11,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.utils.multiclass import type_of_target
 
 from ._classification import FineTunedClassifier
-from ._data import as_image_source, at_image_size, image_batches
+from ._images.source import as_image_source, at_image_size, image_batches
 from ._regression import FineTunedRegressor
 
 COLUMNS = ["score_mean", "score_std", "fit_time", "trainable_params", "drift"]

@@ -11,8 +11,8 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ._base import SharesModuleOnClone, resolve_device
-from ._data import as_image_source, image_batches
-from ._network import build_network, feature_size
+from ._images.source import as_image_source, image_batches
+from ._nn.assembly import build_network, feature_size
 from .backbones import RegistrationTravelsMixin, resolve_backbone
 
 

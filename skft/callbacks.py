@@ -6,7 +6,7 @@ estimator), and are what ``warmup_epochs`` uses inside the estimators.
 
 from skorch.callbacks import Callback
 
-from ._accelerate import unwrapped
+from ._nn.accelerate import unwrapped
 
 
 class GradualUnfreezing(Callback):

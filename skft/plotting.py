@@ -6,6 +6,16 @@ Every function returns a matplotlib ``Figure``; pass ``ax`` to draw into an exis
 import numpy as np
 import pandas as pd
 
+try:
+    from matplotlib.artist import Artist
+    from matplotlib.text import Text
+    from matplotlib.transforms import Bbox
+except ImportError:
+    raise ImportError(
+        "skft.plotting draws with matplotlib, which is not installed. Install it with: pip install 'skft[plots]' "
+        "(or 'skft[demo]', which includes it)."
+    ) from None
+
 LOSS_KEYS = ("train_loss", "valid_loss")
 NAME_COLUMNS = ("mode", "candidate")
 
@@ -99,7 +109,12 @@ def _names(table):
 
 
 def plot_compare_modes(df, ax=None):
-    """Plot score against fit time, one point per mode (or candidate).
+    """Plot score against fit time, one labelled point per mode (or candidate).
+
+    The axes fit the points with a margin (fit time on a log scale when the times span more than
+    a factor of :data:`LOG_SCALE_SPAN`), and each label is placed, every time the figure is drawn,
+    where it overlaps no other label and no point, leaning on a thin line to its point when it had
+    to move away from it.
 
     Parameters
     ----------
@@ -125,11 +140,102 @@ def plot_compare_modes(df, ax=None):
     if missing:
         raise ValueError(f"plot_compare_modes needs columns score_mean and fit_time; {sorted(missing)} missing.")
     ax = _axes(ax)
-    errors = table["score_std"] if "score_std" in table else None
-    ax.errorbar(table["fit_time"], table["score_mean"], yerr=errors, fmt="o", capsize=4)
-    for name, x, y in zip(_names(table), table["fit_time"], table["score_mean"]):
-        ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, 6))
+    times = table["fit_time"].to_numpy(dtype=float)
+    scores = table["score_mean"].to_numpy(dtype=float)
+    errors = table["score_std"].to_numpy(dtype=float) if "score_std" in table else np.zeros_like(scores)
+    ax.errorbar(times, scores, yerr=errors if "score_std" in table else None, fmt="o", capsize=4)
+    log_x = times.min() > 0 and times.max() > LOG_SCALE_SPAN * times.min()
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlim(_padded(times, times, log=log_x))
+    ax.set_ylim(_padded(scores - errors, scores + errors, log=False))
     ax.set_xlabel("fit time (s)")
     ax.set_ylabel("score")
-    ax.margins(0.2)
+    ax.add_artist(_PointLabels(ax, _names(table), times, scores, errors))
     return ax.figure
+
+
+LOG_SCALE_SPAN = 10
+"""Fit times spanning more than this factor are drawn on a log axis."""
+
+MARGIN = 0.15
+"""Room around the points, as a fraction of the data's span on each axis (labels go there)."""
+
+
+def _padded(low, high, log):
+    """Axis limits around ``low.min()`` .. ``high.max()`` with :data:`MARGIN` on both sides (in log space if ``log``)."""
+    lo, hi = np.nanmin(low), np.nanmax(high)
+    if log:
+        lo, hi = np.log10(lo), np.log10(hi)
+    span = hi - lo if hi > lo else max(abs(hi), 1.0) * 0.1
+    lo, hi = lo - MARGIN * span, hi + MARGIN * span
+    return (10**lo, 10**hi) if log else (lo, hi)
+
+
+# Where a label may sit, in points from its point, nearest first: beside it (right, left), above,
+# below; then the same directions farther out.
+_DIRECTIONS = [(1, 1, "left", "bottom"), (1, -1, "left", "top"), (-1, 1, "right", "bottom"),
+               (-1, -1, "right", "top"), (0, 1.5, "center", "bottom"), (0, -1.5, "center", "top")]
+_STEP = 6
+_RINGS = 4
+
+
+def _candidates():
+    for ring in range(1, _RINGS + 1):
+        for dx, dy, ha, va in _DIRECTIONS:
+            yield (dx * _STEP * ring, dy * _STEP * ring), ha, va, ring > 1
+    ring = _RINGS
+    while True:  # every place inside the axes is taken: stack the label upwards until it is free
+        ring += 1
+        yield (_STEP, _STEP * ring), "left", "bottom", True
+
+
+class _PointLabels(Artist):
+    """Labels of points, placed at draw time (after the figure's layout) so that none overlaps another.
+
+    Each label takes the first place from :func:`_candidates` that lies inside the axes and clear of
+    the labels already placed and of every point with its error bar; a label set away from its point gets a thin line
+    to it. The labels are ordinary annotations of the axes (``ax.texts``); this artist only moves
+    them, drawing before them.
+    """
+
+    def __init__(self, ax, names, x, y, errors):
+        super().__init__()
+        self._errors = errors
+        self.set_zorder(-np.inf)  # move the labels before they draw
+        self.set_in_layout(False)
+        self._labels = []
+        for name, xi, yi in zip(names, x, y):
+            label = ax.annotate(name, (xi, yi), xytext=(_STEP, _STEP), textcoords="offset points",
+                                arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.6, "shrinkA": 1, "shrinkB": 4})
+            label.set_in_layout(False)  # placed after the layout; the margins leave it room
+            self._labels.append(label)
+
+    def draw(self, renderer):
+        taken = [_point_box(label, error, renderer) for label, error in zip(self._labels, self._errors)]
+        inside = self.axes.get_window_extent(renderer)
+        for label in sorted(self._labels, key=lambda label: tuple(label.xy)):
+            for offset, ha, va, far in _candidates():
+                label.xyann = offset
+                label.set(ha=ha, va=va)
+                label.update_positions(renderer)
+                box = Text.get_window_extent(label, renderer).padded(2)
+                clear = not any(box.overlaps(other) for other in taken)
+                if clear and (_within(box, inside) or offset[1] > _STEP * _RINGS):
+                    break
+            label.arrow_patch.set_visible(far)
+            taken.append(box)
+        self.stale = False
+
+
+def _point_box(label, error, renderer):
+    """The box a point's marker and error bar cover, in display units."""
+    x, y = label.xy
+    (_, low), (_, high) = label.axes.transData.transform([(x, y - error), (x, y + error)])
+    x = label.axes.transData.transform(label.xy)[0]
+    radius = 4 * renderer.points_to_pixels(1)  # the marker is 6 points wide
+    return Bbox.from_extents(x - radius, min(low, high) - radius, x + radius, max(low, high) + radius)
+
+
+def _within(box, outer):
+    return outer.x0 <= box.x0 and box.x1 <= outer.x1 and outer.y0 <= box.y0 and box.y1 <= outer.y1

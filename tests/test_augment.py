@@ -8,7 +8,7 @@ from torch import nn
 from torchvision.transforms import v2
 
 from skft import FineTunedClassifier, FineTunedRegressor
-from skft._augment import RandomCropAndFlip, augmentation_enabled, training_collate
+from skft._images.augment import RandomCropAndFlip, augmentation_enabled, training_collate
 
 from conftest import make_images
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from skft.cli import main
+from skft.cli.main import main
 
 from conftest import TINY, TINY_SIZE, make_images
 
@@ -43,6 +43,7 @@ def folders(tmp_path_factory):
     write_class_folders(root / "data", images, labels)
     write_class_folders(root / "one_class", images[:4], ["cat"] * 4)
     write_class_folders(root / "one_class", images[4:6], [".hidden"] * 2)
+    write_class_folders(root / "wrapped" / "inner", images, labels)
     (root / "empty").mkdir()
     (root / "not_a_model.joblib").write_text("hello")
     return root
@@ -135,6 +136,11 @@ BAD_ARGUMENTS = {
     "no images": ["predict", "{root}/model.joblib", "{root}/empty"],
     "no backbone matches": ["backbones", "zzz"],
     "demo output is a file": ["demo", "-o", "{root}/not_a_model.joblib"],
+    "option abbreviated": ["fit", "{data}", "-o", "{root}/m", "--backbone", TINY, "--epoch", "1"],
+    "option misspelt": ["fit", "{data}", "-o", "{root}/m", "--image_size", "8"],
+    "quiet and verbose": ["fit", "{data}", "-o", "{root}/m", "--quiet", "--verbose"],
+    "one class's folder": ["fit", "{data}/cat", "-o", "{root}/m"],
+    "a folder around the class folders": ["fit", "{root}/wrapped", "-o", "{root}/m"],
 }
 
 
@@ -146,6 +152,95 @@ def test_bad_arguments_end_with_one_line_and_status_2(capsys, folders, model, no
     assert out == ""
     assert len(err.strip().splitlines()) == 1, err
     assert err.startswith("skft") and ": error: " in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("given", "meant"), [("--epoch", "--epochs"), ("--image_size", "--image-size"),
+                                              ("--grd", "--grid"), ("--Quiet", "--quiet")])
+def test_options_are_never_abbreviated_and_a_typo_names_the_option_meant(capsys, folders, given, meant):
+    status, _, err = run(capsys, "fit", folders / "data", "-o", folders / "m", "--backbone", TINY, given, "1")
+    assert status == 2
+    assert f"unrecognized arguments: {given} 1; did you mean {meant}?" in err
+
+
+def test_every_parser_refuses_abbreviations():
+    from skft.cli.main import build_parser
+
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    assert not parser.allow_abbrev and not any(command.allow_abbrev for command in commands.values())
+
+
+def test_folder_one_level_off_names_the_folder_to_give(capsys, folders):
+    _, _, err = run(capsys, "fit", folders / "data" / "cat", "-o", folders / "m")
+    assert "holds images directly" in err and f"its parent {str(folders / 'data')!r}" in err
+    _, _, err = run(capsys, "fit", folders / "wrapped", "-o", folders / "m")
+    assert f"give {str(folders / 'wrapped' / 'inner')!r}" in err
+
+
+def test_messages_show_labels_as_plain_values(capsys, folders):
+    _, _, err = run(capsys, "fit", folders / "data", "-o", folders / "m", "--backbone", TINY, "--cv", 50)
+    assert "{'cat': 12, 'dog': 12}" in err and "np." not in err
+    _, _, err = run(capsys, "fit", folders / "one_class", "-o", folders / "m")
+    assert "['cat']" in err and "np." not in err
+
+
+FIT_TINY = ["--backbone", TINY, "--image-size", TINY_SIZE, "--epochs", 2, "--cv", 2]
+
+
+def test_fit_without_grid_says_so_in_a_sentence(capsys, folders):
+    status, out, _ = run(capsys, "fit", folders / "data", "-o", folders / "plain.skft", *FIT_TINY)
+    assert status == 0
+    assert "best parameters: {}" not in out
+    assert "no --grid: the parameters as given (2-fold CV accuracy" in out
+
+
+def test_progress_in_a_log_is_whole_lines_one_per_fit(capsys, folders):
+    status, _, err = run(capsys, "fit", folders / "data", "-o", folders / "log.skft", *FIT_TINY,
+                         "--grid", "lr=1e-2,3e-2")
+    assert status == 0
+    assert "\r" not in err and "\x1b" not in err and err.endswith("\n")
+    lines = err.splitlines()
+    assert [line.split(",")[0] for line in lines] == [f"search: fit {k}/5" for k in range(1, 6)]
+    assert all(", trained 2 epochs in " in line for line in lines)
+
+
+def test_progress_in_a_subprocess_log_has_no_cursor_codes(folders):
+    done = subprocess.run(
+        [sys.executable, "-c", (f"import sys; sys.path.insert(0, {str(ROOT / 'tests')!r}); import conftest; "
+                                "from skft.cli import main; sys.exit(main(sys.argv[1:]))"),
+         "fit", str(folders / "data"), "-o", str(folders / "sub.skft"), *map(str, FIT_TINY)],
+        capture_output=True, text=True, cwd=ROOT, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "\r" not in done.stderr and "\x1b" not in done.stderr
+    assert done.stderr.splitlines() == [line for line in done.stderr.splitlines() if line.startswith("search: fit ")]
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_on_a_terminal_is_bars_redrawn_in_place(capsys, folders, monkeypatch):
+    terminal = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    status, _, _ = run(capsys, "fit", folders / "data", "-o", folders / "tty.skft", *FIT_TINY)
+    assert status == 0
+    shown = terminal.getvalue()
+    assert "\r" in shown and "search: 100%" in shown and "epochs:" in shown and "search: fit" not in shown
+
+
+def test_quiet_prints_no_progress_and_verbose_adds_the_epoch_tables(capsys, folders):
+    status, out, err = run(capsys, "fit", folders / "data", "-o", folders / "q.skft", *FIT_TINY, "--quiet")
+    assert status == 0 and err == "" and "CV accuracy" in out
+    status, out, err = run(capsys, "fit", folders / "data", "-o", folders / "v.skft", *FIT_TINY, "--verbose")
+    assert status == 0 and len(err.splitlines()) == 3
+    assert out.count("train_loss") == 3  # one epoch table per fit (2 folds and the refit)
+
+
+def test_backbones_in_a_log_draw_no_bar(capsys):
+    status, _, err = run(capsys, "backbones", "resnet1")
+    assert status == 0 and err == ""
 
 
 def test_unreadable_image_is_a_usage_error(capsys, folders, model, tmp_path):

@@ -14,8 +14,8 @@ from PIL import Image
 from sklearn.exceptions import NotFittedError
 
 from skft import BackboneFeatures, FineTunedClassifier, FineTunedRegressor, load_image_folder
-from skft._data import as_image_source
-from skft._lazy_images import LazyImages, load_image
+from skft._images.source import as_image_source
+from skft._images.decoding import LazyImages, load_image
 
 from conftest import TINY, TINY_SIZE, make_images
 

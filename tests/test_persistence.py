@@ -17,7 +17,7 @@ from torch import nn
 
 import skft
 from skft import FineTunedClassifier, FineTunedRegressor, register_backbone
-from skft._atomic import atomic_write
+from skft._nn.atomic import atomic_write
 from skft.backbones import _registry
 
 from conftest import TINY_SIZE, make_images, make_tiny_cnn
@@ -283,7 +283,7 @@ def test_save_failing_midway_keeps_the_previous_file(fitted_classifier, tmp_path
             f.truncate(os.path.getsize(filename) // 2)
         raise error
 
-    monkeypatch.setattr("skft._persistence.save_file", half_then_fail)
+    monkeypatch.setattr("skft._nn.model_file.save_file", half_then_fail)
     with pytest.raises(type(error)):
         clf.save(path)
     assert path.read_bytes() == before
@@ -298,7 +298,7 @@ def test_failed_rename_keeps_the_previous_file(tmp_path, monkeypatch):
     def refuse(src, dst):
         raise PermissionError("busy")
 
-    monkeypatch.setattr("skft._atomic.os.replace", refuse)
+    monkeypatch.setattr("skft._nn.atomic.os.replace", refuse)
     with pytest.raises(PermissionError):
         with atomic_write(target) as tmp:
             Path(tmp).write_bytes(b"new")

@@ -79,3 +79,48 @@ def test_compare_modes_takes_names_from_the_index_and_works_without_std():
 def test_compare_modes_names_missing_columns():
     with pytest.raises(ValueError, match=r"\['fit_time'\] missing"):
         plot_compare_modes(pd.DataFrame({"score_mean": [0.5]}))
+
+
+CLOSE_POINTS = pd.DataFrame({  # five points in a cluster, one far away
+    "mode": ["feature_extraction", "repurpose", "lora", "weights=None", "prompt", "full"],
+    "score_mean": [0.800, 0.801, 0.802, 0.799, 0.801, 0.95],
+    "score_std": [0.002, 0.001, 0.001, 0.002, 0.001, 0.01],
+    "fit_time": [5.0, 5.02, 5.01, 5.03, 5.04, 9.0],
+})
+
+
+def _label_boxes(fig):
+    from matplotlib.text import Text
+
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    return [Text.get_window_extent(text, renderer) for text in fig.axes[0].texts]
+
+
+@pytest.mark.parametrize("size", [(6.4, 4.8), (4, 3)])
+def test_compare_modes_labels_of_close_points_never_overlap(size):
+    fig = plot_compare_modes(CLOSE_POINTS)
+    fig.set_size_inches(*size)
+    fig.axes[0].set_title("a title added afterwards changes the layout")
+    boxes = _label_boxes(fig)
+    assert len(boxes) == len(CLOSE_POINTS)
+    overlapping = [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:] if a.overlaps(b)]
+    assert not overlapping
+
+
+def test_compare_modes_axes_fit_the_points_with_a_margin():
+    ax = plot_compare_modes(CLOSE_POINTS).axes[0]
+    assert ax.get_xscale() == "linear"
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    times = CLOSE_POINTS["fit_time"]
+    low, high = (CLOSE_POINTS["score_mean"] + sign * CLOSE_POINTS["score_std"] for sign in (-1, 1))
+    assert x0 < times.min() < times.max() < x1 and x1 - x0 < 2 * (times.max() - times.min())
+    assert y0 < low.min() < high.max() < y1 and y1 - y0 < 2 * (high.max() - low.min())
+
+
+def test_compare_modes_fit_times_spanning_more_than_tenfold_go_on_a_log_axis():
+    table = pd.DataFrame({"mode": ["feature_extraction", "full"], "score_mean": [0.87, 0.94], "fit_time": [3.0, 97.0]})
+    ax = plot_compare_modes(table).axes[0]
+    assert ax.get_xscale() == "log"
+    x0, x1 = ax.get_xlim()
+    assert x0 < 3.0 and 97.0 < x1 and np.log(x1 / x0) < 2 * np.log(97 / 3)

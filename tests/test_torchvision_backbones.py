@@ -15,9 +15,12 @@ from skft.backbones._torchvision import (
     split_torchvision_model,
     torchvision_model_names,
     torchvision_preprocessing,
+    torchvision_skeleton,
     torchvision_weights_file,
 )
 from skft.backbones._types import IMAGENET_MEAN, IMAGENET_STD
+
+from stand_in_weights import never_download, use_hub
 
 
 def _seen_by(module, hook):
@@ -81,16 +84,10 @@ def _one_cpu_thread():
 
 @functools.cache
 def _random_model(name):
-    """A ``weights=None`` model in eval mode (shared: tests only read it).
-
-    GoogLeNet and Inception3 are built as with weights, with their input transform on.
-    """
+    """The network the default weights are loaded into, randomly initialised, in eval mode (shared: tests only
+    read it). GoogLeNet and Inception3 have their input transform on, as with weights."""
     torch.manual_seed(0)
-    if name in ("googlenet", "inception_v3"):
-        model = models.get_model(name, weights=None, transform_input=True, aux_logits=True, init_weights=True)
-    else:
-        model = build_torchvision_model(name, None)
-    return model.eval()
+    return torchvision_skeleton(name, "DEFAULT").eval()
 
 
 def _run_blocks(parts, x):
@@ -133,11 +130,11 @@ def test_poolings():
     assert split_torchvision_model("resnet18", _meta_model("resnet18")).pooling == "avg"
 
 
-def test_inception_input_transform_is_in_the_stem():
+def test_inception_input_transform_is_in_the_stem_with_weights():
     for name in ("googlenet", "inception_v3"):
-        stem = split_torchvision_model(name, _random_model(name)).blocks[0][1]
+        stem = split_torchvision_model(name, _meta_model(name)).blocks[0][1]
         assert next(iter(stem.named_children()))[0] == "transform_input"
-        without = split_torchvision_model(name, _meta_model(name)).blocks[0][1]
+        without = split_torchvision_model(name, _meta_model(name, None)).blocks[0][1]
         assert "transform_input" not in dict(without.named_children())
 
 
@@ -149,9 +146,10 @@ def test_vit_embedding_holds_the_original_parameters():
     assert embedding.conv_proj is model.conv_proj
 
 
-def _meta_model(name):
+def _meta_model(name, weights="DEFAULT"):
+    """The network ``weights`` are loaded into, on the meta device (nothing is read)."""
     with torch.device("meta"):
-        return build_torchvision_model(name, None)
+        return torchvision_skeleton(name, weights)
 
 
 @pytest.mark.parametrize("name", sorted(FAMILIES) + ["regnet_y_400mf", "efficientnet_v2_s", "swin_v2_t"])
@@ -173,16 +171,7 @@ def test_unknown_model_class_is_a_value_error():
 @pytest.fixture
 def hub_checkpoints(tmp_path, monkeypatch):
     """An empty torch hub cache under ``tmp_path``; returns its ``checkpoints`` folder."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    monkeypatch.setattr(torch.hub, "_hub_dir", None)  # torch.hub.get_dir() then reads $TORCH_HOME
-    checkpoints = tmp_path / "hub" / "checkpoints"
-    checkpoints.mkdir(parents=True)
-    assert torch.hub.get_dir() == str(tmp_path / "hub")
-    return checkpoints
-
-
-def _never_download(*args, **kwargs):
-    pytest.fail(f"a download was attempted: {args}")
+    return use_hub(monkeypatch, tmp_path)
 
 
 def _resnet18_file(checkpoints):
@@ -191,7 +180,7 @@ def _resnet18_file(checkpoints):
 
 
 def test_weights_load_from_the_hub_cache_without_download(hub_checkpoints, monkeypatch):
-    monkeypatch.setattr(torch.hub, "download_url_to_file", _never_download)
+    never_download(monkeypatch)
     torch.manual_seed(0)
     state_dict = models.resnet18(weights=None, num_classes=1000).state_dict()
     path = _resnet18_file(hub_checkpoints)
@@ -230,7 +219,7 @@ class _WritesAMarker:
 
 
 def test_weights_file_carrying_code_is_refused(hub_checkpoints, monkeypatch, tmp_path):
-    monkeypatch.setattr(torch.hub, "download_url_to_file", _never_download)
+    never_download(monkeypatch)
     marker = tmp_path / "code_ran"
     path = _resnet18_file(hub_checkpoints)
     torch.save({"conv1.weight": _WritesAMarker(str(marker))}, path)
@@ -242,7 +231,7 @@ def test_weights_file_carrying_code_is_refused(hub_checkpoints, monkeypatch, tmp
 
 
 def test_weights_that_do_not_fit_are_a_value_error(hub_checkpoints, monkeypatch):
-    monkeypatch.setattr(torch.hub, "download_url_to_file", _never_download)
+    never_download(monkeypatch)
     torch.save({"conv1.weight": torch.zeros(1)}, _resnet18_file(hub_checkpoints))
     with pytest.raises(ValueError, match="does not hold the weights"):
         build_torchvision_model("resnet18", "DEFAULT")
@@ -285,8 +274,13 @@ def test_vit_only_accepts_its_own_size():
 
 
 def test_vit_without_weights_is_built_at_the_default_weights_size():
-    model = _meta_model("vit_h_14")
+    model = _meta_model("vit_h_14", None)
     assert model.image_size == torchvision_preprocessing("vit_h_14", None).image_size == 518
+
+
+def test_vit_is_built_at_its_weights_size():
+    assert _meta_model("vit_b_16", "IMAGENET1K_SWAG_E2E_V1").image_size == 384
+    assert _meta_model("vit_b_16", "IMAGENET1K_SWAG_LINEAR_V1").image_size == 224
 
 
 def test_swin_accepts_other_sizes():

@@ -1,13 +1,16 @@
 import pickle
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
 
+import skft
+from skft import FineTunedClassifier
 from skft.backbones import resolve_backbone
 from skft.backbones._weights_file import is_weights_path, read_state_dict
 
-from conftest import TINY, make_tiny_cnn
+from conftest import TINY, TINY_SIZE, make_images, make_tiny_cnn
 
 
 class _RunsCode:
@@ -107,3 +110,17 @@ def test_missing_file_and_non_state_dict(tmp_path):
 def test_is_weights_path():
     assert is_weights_path("model.safetensors") and is_weights_path("a/b.PTH")
     assert not is_weights_path("DEFAULT") and not is_weights_path(None) and not is_weights_path("IMAGENET1K_V2")
+
+
+def test_load_of_a_model_fitted_on_a_weights_file_does_not_read_it(tmp_path):
+    """The saved tensors are the model: load builds the skeleton and never opens the weights file."""
+    path = tmp_path / "w.pth"
+    torch.save(_trained_state(), path)
+    X, y = make_images(16, channels=3)
+    clf = FineTunedClassifier(backbone=TINY, weights=str(path), image_size=TINY_SIZE, max_epochs=1, random_state=0,
+                              device="cpu").fit(X, y)  # fmt: skip
+    clf.save(tmp_path / "model.skft")
+    expected = clf.predict_proba(X)
+    path.unlink()
+    skft.clear_cache()
+    np.testing.assert_allclose(skft.load(tmp_path / "model.skft").predict_proba(X), expected, rtol=1e-5, atol=1e-6)

@@ -37,6 +37,8 @@ def weights_file():
 def build(weights):
     """Build EfficientNet-Lite0, with the shipped ImageNet weights for ``weights="DEFAULT"``.
 
+    It is :func:`skeleton` with the shipped state dict loaded into it.
+
     Parameters
     ----------
     weights : {"DEFAULT", "IMAGENET1K_V1", None}
@@ -47,18 +49,47 @@ def build(weights):
     nn.Module
         The ``efficientnet_lite_pytorch.EfficientNet`` network.
     """
+    model = skeleton(weights)
+    if weights is not None:
+        model.load_state_dict(read_weights())
+    return model
+
+
+def skeleton(weights):
+    """Build the network the weights are loaded into, without reading them (it can be built on ``meta``).
+
+    Parameters
+    ----------
+    weights : {"DEFAULT", "IMAGENET1K_V1", None}
+
+    Returns
+    -------
+    nn.Module
+        A freshly initialised ``efficientnet_lite_pytorch.EfficientNet`` network.
+
+    Raises
+    ------
+    ValueError
+        For another weights name.
+    """
     from efficientnet_lite_pytorch import EfficientNet
 
-    model = EfficientNet.from_name(_ARCHITECTURE, image_size=None)
-    if weights is not None:
-        if weights not in ("DEFAULT", "IMAGENET1K_V1"):
-            raise ValueError(
-                f"weights={weights!r} is not available for backbone {NAME!r}. "
-                "Use 'DEFAULT' (the shipped ImageNet weights), None, or a path to a .pth/.safetensors file."
-            )
-        state_dict = torch.load(weights_file(), map_location="cpu", weights_only=True)
-        model.load_state_dict(state_dict)
-    return model
+    if weights not in (None, "DEFAULT", "IMAGENET1K_V1"):
+        raise ValueError(
+            f"weights={weights!r} is not available for backbone {NAME!r}. "
+            "Use 'DEFAULT' (the shipped ImageNet weights), None, or a path to a .pth/.safetensors file."
+        )
+    return EfficientNet.from_name(_ARCHITECTURE, image_size=None)
+
+
+def read_weights():
+    """Read the shipped ImageNet state dict (``weights_only=True``).
+
+    Returns
+    -------
+    dict of str to Tensor
+    """
+    return torch.load(weights_file(), map_location="cpu", weights_only=True)
 
 
 class _MBConvWithDropConnect(nn.Module):

@@ -5,6 +5,7 @@ import difflib
 import hashlib
 import itertools
 import os
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable
@@ -13,6 +14,7 @@ import torch
 from torch import nn
 
 from . import _efficientnet_lite
+from ._digest import module_digest, qualified_name
 from ._splitting import split_children
 from ._types import IMAGENET_MEAN, IMAGENET_STD, POOLINGS, BackboneParts, Preprocessing
 from ._weights_file import is_weights_path, load_into, read_state_dict
@@ -26,7 +28,8 @@ class BackboneSpec:
     ----------
     name : str
     build : callable
-        ``build(weights) -> nn.Module`` for ``weights`` in ``{"DEFAULT", <weights name>, None}``.
+        ``build(weights) -> nn.Module`` for ``weights`` in ``{"DEFAULT", <weights name>, None}``: the
+        network with its weights.
     split : callable
         ``split(model) -> BackboneParts``.
     preprocessing : callable
@@ -37,6 +40,11 @@ class BackboneSpec:
         ``weights_file(weights) -> str or None``: where the weights live on disk, if anywhere.
     registration : dict, optional
         For user registrations: the arguments of :func:`register_backbone`.
+    skeleton : callable, optional
+        ``skeleton(weights) -> nn.Module``: the network ``build(weights)`` returns, built with the same
+        arguments but without reading the weights (freshly initialised; buildable on the ``meta``
+        device). ``build(weights)`` is this skeleton with the weights' state dict loaded. ``None``
+        (user registrations, whose builder returns its weights): ``build`` itself.
     """
 
     name: str
@@ -46,6 +54,7 @@ class BackboneSpec:
     source: str
     weights_file: Callable = field(default=lambda weights: None)
     registration: dict = None
+    skeleton: Callable = None
 
 
 @dataclass
@@ -77,6 +86,7 @@ def _shipped_specs():
         lite.NAME: BackboneSpec(
             name=lite.NAME,
             build=lite.build,
+            skeleton=lite.skeleton,
             split=lite.split,
             preprocessing=lambda weights: lite.PREPROCESSING,
             source="shipped",
@@ -91,6 +101,7 @@ def _torchvision_spec(name):
     return BackboneSpec(
         name=name,
         build=lambda weights: tv.build_torchvision_model(name, weights),
+        skeleton=lambda weights: tv.torchvision_skeleton(name, weights),
         split=lambda model: tv.split_torchvision_model(name, model),
         preprocessing=lambda weights: tv.torchvision_preprocessing(name, weights),
         source="torchvision",
@@ -234,11 +245,13 @@ def _user_spec(name, registration):
 
 
 class RegistrationTravelsMixin:
-    """Carry a user-registered backbone's registration inside the pickled estimator.
+    """Carry a user-registered backbone's registration, and its digest, inside the pickled estimator.
 
     Worker processes (``GridSearchCV(n_jobs=2)``, Dask) unpickle estimators without having run
     the user's ``register_backbone`` call; the registration travels with the estimator and is
-    replayed there if the name is unknown.
+    replayed there when the name is unknown, or known with another spec: a reused worker that
+    registered the name earlier, differently, gets the carried registration (which replaces its
+    own). Specs are compared by :func:`registration_digest`.
     """
 
     def __getstate__(self):
@@ -246,13 +259,60 @@ class RegistrationTravelsMixin:
         spec = _USER_SPECS.get(self.backbone) if isinstance(self.backbone, str) else None
         if spec is not None:
             state["_backbone_registration"] = spec.registration
+            state["_backbone_registration_digest"] = registration_digest(self.backbone)
         return state
 
     def __setstate__(self, state):
         registration = state.pop("_backbone_registration", None)
+        digest = state.pop("_backbone_registration_digest", None)
         super().__setstate__(state)
-        if registration is not None and self.backbone not in _USER_SPECS:
-            _USER_SPECS[self.backbone] = _user_spec(self.backbone, registration)
+        if registration is not None:
+            _replay_registration(self.backbone, registration, digest)
+
+
+_REGISTRATION_DIGESTS = {}
+
+
+def registration_digest(name):
+    """Digest of the spec registered under ``name`` by :func:`register_backbone`.
+
+    It covers the builder by qualified name, the registration's values (blocks, pooling, sizes,
+    normalisation) and the digest of the network the builder returns, structure and tensors
+    (:func:`skft.backbones._digest.module_digest`). The builder is called once per registration
+    and process to compute it.
+
+    Parameters
+    ----------
+    name : str
+        A user-registered backbone name.
+
+    Returns
+    -------
+    str
+        32 lowercase hex digits.
+    """
+    registration = _USER_SPECS[name].registration
+    remembered = _REGISTRATION_DIGESTS.get(name)
+    if remembered is not None and remembered[0] is registration:
+        return remembered[1]
+    values = {key: value for key, value in registration.items() if key != "builder"}
+    network = _build_user_network(registration["builder"], "DEFAULT")
+    text = repr((qualified_name(registration["builder"]), sorted(values.items()), module_digest([("", network)])))
+    digest = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+    _REGISTRATION_DIGESTS[name] = (registration, digest)
+    return digest
+
+
+def _replay_registration(name, registration, digest):
+    """Register a carried registration unless ``name`` already holds the same spec."""
+    known = _USER_SPECS.get(name)
+    if known is not None and (
+        known.registration == registration or (digest is not None and registration_digest(name) == digest)
+    ):
+        return
+    _USER_SPECS[name] = _user_spec(name, registration)
+    if digest is not None:
+        _REGISTRATION_DIGESTS[name] = (registration, digest)
 
 
 def _build_user_network(builder, weights):
@@ -266,6 +326,7 @@ def _build_user_network(builder, weights):
 
 _PRISTINE_MODELS = OrderedDict()
 _PRISTINE_LIMIT = 4
+_PRISTINE_LOCK = threading.Lock()
 
 
 def _pretrained_model(spec, weights, share_modules):
@@ -273,10 +334,11 @@ def _pretrained_model(spec, weights, share_modules):
 
     The first request reads the weights and keeps a model built with them. With
     ``share_modules`` later requests get that same model (its frozen blocks are then shared by
-    every network built from it, at no cost); otherwise they get a new model, built on the
-    ``meta`` device, that *assigns* the kept tensors. Either way, blocks that train are copied
-    before training (:class:`skft._module.FineTuneNetwork`), so the kept model never changes.
-    The last few distinct (backbone, weights) pairs are kept.
+    every network built from it, at no cost); otherwise they get a new model, the skeleton for
+    ``weights`` built on the ``meta`` device, that *assigns* the kept tensors. Either way, blocks
+    that train are copied before training (:class:`skft._nn.network.FineTuneNetwork`), so the kept
+    model never changes. The last few distinct (backbone, weights file) pairs are kept, under a lock:
+    threads that ask for the same weights at once read them once.
 
     Building the kept model draws random initial values (overwritten by the weights); it draws
     them from a forked RNG, so that a seeded fit gets the same head whether or not the weights were
@@ -284,70 +346,80 @@ def _pretrained_model(spec, weights, share_modules):
     """
     if weights is None or spec.source == "user":
         return _build_with_weights(spec, weights)
-    key = (spec.name, weights_identity(weights))
-    if key not in _PRISTINE_MODELS:
-        with torch.random.fork_rng(devices=[]):
-            _PRISTINE_MODELS[key] = _build_with_weights(spec, weights)
-        while len(_PRISTINE_MODELS) > _PRISTINE_LIMIT:
-            _PRISTINE_MODELS.popitem(last=False)
-    _PRISTINE_MODELS.move_to_end(key)
-    pristine = _PRISTINE_MODELS[key]
-    return pristine if share_modules else _model_sharing_state(spec, pristine.state_dict())
+    with _PRISTINE_LOCK:
+        key = (spec.name, weights_identity(weights, spec))
+        if key not in _PRISTINE_MODELS:
+            with torch.random.fork_rng(devices=[]):
+                pristine = _build_with_weights(spec, weights)
+            key = (spec.name, weights_identity(weights, spec))  # the build may have downloaded the file
+            _PRISTINE_MODELS[key] = pristine
+            while len(_PRISTINE_MODELS) > _PRISTINE_LIMIT:
+                _PRISTINE_MODELS.popitem(last=False)
+        _PRISTINE_MODELS.move_to_end(key)
+        pristine = _PRISTINE_MODELS[key]
+    return pristine if share_modules else _model_sharing_state(spec, weights, pristine.state_dict())
 
 
-def _build_with_weights(spec, weights):
-    if not is_weights_path(weights):
+def _build_with_weights(spec, weights, *, read_weights=True):
+    """The one way to build a registered backbone for ``weights``.
+
+    The network is the skeleton for ``weights`` (for a weights file or None: the ``None`` build),
+    with the weights loaded unless ``read_weights`` is False. Every path builds through here: the
+    first build with weights, the models that assign the kept tensors, and ``load``'s rebuild.
+    """
+    if is_weights_path(weights):
+        model = _build_with_weights(spec, None, read_weights=False)
+        if read_weights:
+            load_into(model, read_state_dict(weights), str(weights))
+        return model
+    if read_weights or spec.skeleton is None:
         return spec.build(weights)
-    model = spec.build(None)
-    load_into(model, read_state_dict(weights), str(weights))
-    return model
+    return spec.skeleton(weights)
 
 
-def _model_sharing_state(spec, state):
+def _model_sharing_state(spec, weights, state):
+    """The skeleton for ``weights``, built on the ``meta`` device, assigned the tensors of ``state``."""
     with torch.device("meta"):
-        model = spec.build(None)
+        model = _build_with_weights(spec, weights, read_weights=False)
     model.load_state_dict(state, assign=True)
     if any(tensor.is_meta for tensor in itertools.chain(model.parameters(), model.buffers())):
-        model = spec.build(None)
+        model = _build_with_weights(spec, weights, read_weights=False)
         model.load_state_dict(state)
     return model
 
 
-def backbone_identity(backbone):
-    """A hashable identity of a ``backbone`` argument: its name, or a digest of a module's tensors.
+def weights_identity(weights, spec=None):
+    """A hashable identity of a ``weights`` argument: the file its values are read from.
 
-    Parameters
-    ----------
-    backbone : str or nn.Module
-
-    Returns
-    -------
-    tuple
-    """
-    if not isinstance(backbone, nn.Module):
-        return ("name", backbone)
-    digest = hashlib.blake2b(digest_size=16)
-    for key, tensor in backbone.state_dict().items():
-        digest.update(key.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return ("module", type(backbone).__name__, digest.hexdigest())
-
-
-def weights_identity(weights):
-    """A hashable identity of a ``weights`` argument; a file is identified by path, size and mtime.
+    Used to decide whether the weights must be read again into the process's kept pretrained
+    models, not as a cache key (those are digests of the built network, see
+    :func:`skft._cache.prefix_key`).
 
     Parameters
     ----------
     weights : str, path or None
+    spec : BackboneSpec, optional
+        The backbone the weights are for. With it, a weights name (``"DEFAULT"``, ``"IMAGENET1K_V2"``)
+        is resolved to the file it reads (for torchvision, the file named by the resolved weights'
+        URL), so two names for the same weights share one identity and a changed file gets a new one.
 
     Returns
     -------
     tuple
+        ``("file", absolute path, size, mtime)`` for a file (``("file", absolute path)`` while it is
+        not on disk yet), ``("name", weights)`` for a name no file is known for, or for ``None``.
     """
-    if is_weights_path(weights):
-        stat = os.stat(weights)
-        return ("file", os.path.abspath(weights), stat.st_size, stat.st_mtime_ns)
-    return ("name", weights)
+    path = weights if is_weights_path(weights) else None
+    if path is None and spec is not None and weights is not None:
+        path = spec.weights_file(weights)
+    if path is None:
+        return ("name", weights)
+    path = os.path.abspath(path)
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return ("file", path)
+    return ("file", path, stat.st_size, stat.st_mtime_ns)
 
 
 def reset_parameters(model):
@@ -362,7 +434,7 @@ def reset_parameters(model):
             module.reset_parameters()
 
 
-def resolve_backbone(backbone, weights, *, image_size=None, share_modules=False):
+def resolve_backbone(backbone, weights, *, image_size=None, share_modules=False, read_weights=True):
     """Build a backbone with its weights and split it into blocks.
 
     Parameters
@@ -378,6 +450,10 @@ def resolve_backbone(backbone, weights, *, image_size=None, share_modules=False)
         Return blocks made of the process's kept pretrained modules (for registered backbones with
         weights). Only for networks that stay on the CPU and copy the blocks they train: moving a
         shared block to another device would move it for every network.
+    read_weights : bool, default=True
+        False: build the network ``weights`` are loaded into, without reading (or downloading)
+        them: a registered backbone's skeleton for ``weights``, or a user's network as given. For
+        a caller that copies tensors of its own into it afterwards (:func:`skft.load`).
 
     Returns
     -------
@@ -393,17 +469,18 @@ def resolve_backbone(backbone, weights, *, image_size=None, share_modules=False)
         model = copy.deepcopy(backbone)
         if weights is None:
             reset_parameters(model)
+        if from_file and read_weights:
+            load_into(model, read_state_dict(weights), str(weights))
         preprocessing = Preprocessing(image_size=image_size, min_size=1)
         name, parts = type(backbone).__name__, split_children(model)
     else:
         spec = get_spec(backbone)
-        model = _pretrained_model(spec, weights, share_modules)
+        if read_weights:
+            model = _pretrained_model(spec, weights, share_modules)
+        else:
+            model = _build_with_weights(spec, weights, read_weights=False)
         preprocessing = spec.preprocessing(None if from_file else weights)
-        name = spec.name
-    if from_file and isinstance(backbone, nn.Module):
-        load_into(model, read_state_dict(weights), str(weights))
-    if not isinstance(backbone, nn.Module):
-        parts = spec.split(model)
+        name, parts = spec.name, spec.split(model)
     return ResolvedBackbone(name=name, parts=parts, preprocessing=preprocessing, weights=weights)
 
 

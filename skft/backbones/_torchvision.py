@@ -36,6 +36,7 @@ before them; the final global pooling, dropout and classifier are dropped, and s
 
 import os
 import pickle
+import threading
 from collections import OrderedDict
 from contextlib import contextmanager
 from urllib.parse import urlparse
@@ -123,8 +124,8 @@ def torchvision_weights_file(name, weights):
 def build_torchvision_model(name, weights, progress=False):
     """Build a torchvision model and load its weights without unpickling code.
 
-    With ``weights=None`` nothing is read or downloaded, and the model can be built on the
-    ``meta`` device.
+    The model is :func:`torchvision_skeleton` with the weights' state dict loaded into it, so a
+    skeleton given these tensors is this model. With ``weights=None`` nothing is read or downloaded.
 
     Parameters
     ----------
@@ -146,8 +147,7 @@ def build_torchvision_model(name, weights, progress=False):
         ``torch.load(weights_only=True)`` or cannot be read, or when it does not fit the architecture.
     """
     resolved = resolve_torchvision_weights(name, weights)
-    with _regnet_widths_on_cpu():
-        model = models.get_model(name, weights=None, **_builder_kwargs(name, resolved))
+    model = _skeleton(name, resolved)
     if resolved is not None:
         state_dict = _load_state_dict(resolved, progress)
         try:
@@ -158,6 +158,34 @@ def build_torchvision_model(name, weights, progress=False):
                 f"Delete it and download {resolved.url} again."
             ) from exc
     return model
+
+
+def torchvision_skeleton(name, weights):
+    """Build the network that ``weights`` are loaded into, without reading them.
+
+    It is made with the builder arguments torchvision's own builder sets for these weights (the
+    input transform and auxiliary classifiers of GoogLeNet and Inception-v3, the image size of ViT
+    and MaxViT, the number of classes), so that the weights' state dict loads into it and it then
+    computes what the pretrained network computes. Its parameters are freshly initialised; it can be
+    built on the ``meta`` device.
+
+    Parameters
+    ----------
+    name : str
+        A torchvision model name.
+    weights : str or None
+        As for :func:`resolve_torchvision_weights`; ``None`` gives the randomly initialised model.
+
+    Returns
+    -------
+    torch.nn.Module
+    """
+    return _skeleton(name, resolve_torchvision_weights(name, weights))
+
+
+def _skeleton(name, resolved):
+    with _regnet_widths_on_cpu():
+        return models.get_model(name, weights=None, **_builder_kwargs(name, resolved))
 
 
 def _builder_kwargs(name, weights):
@@ -177,25 +205,30 @@ def _builder_kwargs(name, weights):
     return kwargs
 
 
+_REGNET_PATCH_LOCK = threading.Lock()
+
+
 @contextmanager
 def _regnet_widths_on_cpu():
     """Let RegNet builders run under ``torch.device("meta")``.
 
     They compute their stage widths with tensors and ``.tolist()``, which has no data on the meta
     device; this computes those widths on the CPU while the layers still go to the default device.
-    It patches ``torchvision.models.regnet.BlockParams`` for the duration (not thread-safe).
+    It patches ``torchvision.models.regnet.BlockParams`` for the duration, under a lock, so that
+    builds in several threads neither stack patches nor restore the wrong one.
     """
-    original = regnet.BlockParams.__dict__["from_init_params"]
+    with _REGNET_PATCH_LOCK:
+        original = regnet.BlockParams.__dict__["from_init_params"]
 
-    def on_cpu(*args, **kwargs):
-        with torch.device("cpu"):
-            return original.__func__(regnet.BlockParams, *args, **kwargs)
+        def on_cpu(*args, **kwargs):
+            with torch.device("cpu"):
+                return original.__func__(regnet.BlockParams, *args, **kwargs)
 
-    regnet.BlockParams.from_init_params = staticmethod(on_cpu)
-    try:
-        yield
-    finally:
-        regnet.BlockParams.from_init_params = original
+        regnet.BlockParams.from_init_params = staticmethod(on_cpu)
+        try:
+            yield
+        finally:
+            regnet.BlockParams.from_init_params = original
 
 
 def _cache_path(weights):

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import default_collate
 from torchvision.transforms import v2
 
-from ._lazy_images import to_rgb_uint8
+from .decoding import to_rgb_uint8
 
 #: The part of each image that ``augment=True`` keeps at random, as a fraction of its area.
 DEFAULT_CROP_SCALE = (0.7, 1.0)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ._lazy_images import LazyImages
+from .decoding import LazyImages
 
 CHANNEL_COUNTS = (1, 3, 4)
 LAYOUTS = "(N, H, W) grey, (N, H, W, C) or (N, C, H, W) with C in 1, 3, 4"

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._precision import autocast_context
+from .precision import autocast_context
 
 
 class ImageNormalizer(nn.Module):

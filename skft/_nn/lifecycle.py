@@ -16,7 +16,7 @@ import functools
 from skorch.callbacks import Callback, EarlyStopping
 from skorch.history import History
 
-from .backbones._weights_file import describe_mismatch
+from ..backbones._weights_file import describe_mismatch
 
 _PROGRESS = "skft_epochs_completed"
 

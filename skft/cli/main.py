@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._image_folder import IMAGE_EXTENSIONS, load_image_folder
-from ._network import MODES
+from .._images.folders import IMAGE_EXTENSIONS, load_image_folder
+from .._nn.assembly import MODES
 
 EXIT_USAGE = 2
 
@@ -35,10 +35,36 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line (no usage block), raised as :class:`UsageError`."""
+    """An argument parser whose errors are one line (no usage block), raised as :class:`UsageError`.
+
+    Options are matched exactly (no prefix matching: ``--epoch`` is not ``--epochs``), and an
+    unknown option names the closest known one.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, allow_abbrev=False, **kwargs)
 
     def error(self, message):
         raise UsageError(f"{message} (see {self.prog} --help)", prog=self.prog)
+
+    def parse_args(self, args=None, namespace=None):
+        namespace, extras = self.parse_known_args(args, namespace)
+        if extras:
+            parser = getattr(namespace, "parser", self)  # the subcommand's, set by build_parser
+            parser.error(_unrecognized(extras, parser))
+        return namespace
+
+
+def _unrecognized(extras, parser):
+    """``unrecognized arguments: ...``, with "did you mean" for an option close to one of ``parser``'s."""
+    message = f"unrecognized arguments: {' '.join(extras)}"
+    known = [option for action in parser._actions for option in action.option_strings]
+    for given in extras:
+        if given.startswith("-"):
+            close = difflib.get_close_matches(given.partition("=")[0], known, n=1, cutoff=0.6)
+            if close:
+                return f"{message}; did you mean {close[0]}?"
+    return message
 
 
 # -- argument types --------------------------------------------------------------------------------
@@ -114,20 +140,39 @@ def class_folder_images(data_dir, min_per_class):
     root = Path(data_dir)
     if not root.is_dir():
         raise UsageError(f"DATA_DIR {str(root)!r} is not a folder")
-    try:
-        paths, labels = load_image_folder(root)
-    except ValueError:
-        paths, labels = np.array([], dtype=str), np.array([], dtype=str)
+    paths, labels = _class_folders(root)
     classes, counts = np.unique(labels, return_counts=True)
     if len(classes) < 2:
-        raise UsageError(
-            f"DATA_DIR {str(root)!r} has {len(classes)} class subfolder(s) with images; it needs one subfolder of "
-            "images per class, at least 2"
-        )
-    small = {name: int(count) for name, count in zip(classes, counts) if count < min_per_class}
+        raise UsageError(_too_few_classes(root, [str(name) for name in classes]))
+    small = {str(name): int(count) for name, count in zip(classes, counts) if count < min_per_class}
     if small:
         raise UsageError(f"classes {small} have fewer images than the {min_per_class} cross-validation folds")
     return paths, labels
+
+
+def _class_folders(root):
+    """``load_image_folder(root)``, or no images at all."""
+    try:
+        return load_image_folder(root)
+    except ValueError:
+        return np.array([], dtype=str), np.array([], dtype=str)
+
+
+def _too_few_classes(root, classes):
+    """Why ``root`` is not a folder of class folders, and which folder to give instead where one fits."""
+    needed = "it needs one subfolder of images per class, at least 2"
+    if not classes and _images_directly_in(root):
+        return (f"DATA_DIR {str(root)!r} holds images directly, not in class subfolders; if it is the folder of one "
+                f"class, give the folder that holds all the class folders (its parent {str(root.parent)!r}?)")
+    if len(classes) == 1 and len(set(_class_folders(root / classes[0])[1])) >= 2:
+        return (f"DATA_DIR {str(root)!r} holds a single folder, {classes[0]!r}, which holds the class folders: "
+                f"give {str(root / classes[0])!r}")
+    return f"DATA_DIR {str(root)!r} has {len(classes)} class subfolder(s) with images {classes}; {needed}"
+
+
+def _images_directly_in(folder):
+    """The image files in ``folder`` itself, not in its subfolders."""
+    return [p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
 
 
 # -- saving and loading models ---------------------------------------------------------------------
@@ -148,14 +193,14 @@ def _run_demo(args):
     import matplotlib
 
     matplotlib.use("Agg")
-    from ._demo import format_report, run_demo
+    from .demo import format_report, run_demo
 
-    print(format_report(run_demo(args.output, quick=args.quick), args.output))
+    print(format_report(run_demo(args.output, quick=args.quick, verbose=args.verbosity), args.output))
 
 
 def _checked_backbone(name):
     """The backbone's summary; unknown names and weights not on disk are usage errors."""
-    from .backbones import summarize_backbone
+    from ..backbones import summarize_backbone
 
     try:
         summary = summarize_backbone(name)
@@ -190,28 +235,30 @@ def _checked_grid(estimator, entries):
 
 
 def _run_fit(args):
-    from ._classification import FineTunedClassifier
-    from ._search import grid_search, search_table
+    from .._classification import FineTunedClassifier
+    from .search import grid_search, search_table
 
     _checked_backbone(args.backbone)
-    params = dict(backbone=args.backbone, mode=args.mode, image_size=args.image_size, random_state=args.seed)
+    params = dict(backbone=args.backbone, mode=args.mode, image_size=args.image_size, random_state=args.seed,
+                  verbose=int(args.verbosity > 1))
     if args.epochs is not None:
         params["max_epochs"] = args.epochs
     estimator = FineTunedClassifier(**params)
     grid = _checked_grid(estimator, args.grid or [])
     paths, labels = class_folder_images(args.data_dir, args.cv)
     try:
-        search = grid_search(estimator, grid, paths, labels, cv=args.cv)
+        search = grid_search(estimator, grid, paths, labels, cv=args.cv, verbose=args.verbosity)
     except ValueError as error:
         raise UsageError(str(error)) from None
     print(search_table(search).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
-    print(f"best parameters: {search.best_params_} ({args.cv}-fold CV accuracy {search.best_score_:.3f})")
+    chosen = f"best parameters: {search.best_params_}" if grid else "no --grid: the parameters as given"
+    print(f"{chosen} ({args.cv}-fold CV accuracy {search.best_score_:.3f})")
     _save_model(search.best_estimator_, args.output)
     print(f"saved the best model, refitted on all {len(labels)} images, to {args.output}")
 
 
 def _run_predict(args):
-    from ._persistence import load
+    from .._nn.model_file import load
 
     if not Path(args.model).is_file():
         raise UsageError(f"MODEL {args.model!r} is not a file")
@@ -237,7 +284,8 @@ def _run_predict(args):
 def _run_backbones(args):
     from tqdm import tqdm
 
-    from .backbones import list_backbones, summarize_backbone
+    from .progress import is_terminal
+    from ..backbones import list_backbones, summarize_backbone
 
     registered = list_backbones()
     if args.filter in registered:
@@ -247,7 +295,9 @@ def _run_backbones(args):
     if not names:
         close = difflib.get_close_matches(args.filter, registered, n=5, cutoff=0.5)
         raise UsageError(f"no backbone name contains {args.filter!r}" + (f"; close names: {close}" if close else ""))
-    summaries = [summarize_backbone(name) for name in tqdm(names, desc="backbones", unit="net", leave=False)]
+    shown = args.verbosity and is_terminal(sys.stderr)  # a bar, never fragments of one in a log
+    summaries = [summarize_backbone(name) for name in tqdm(names, desc="backbones", unit="net", leave=False,
+                                                           disable=not shown)]
     width = max(len(name) for name in names)
     print(f"{'name':<{width}}  {'blocks':>6}  {'parameters':>13}  weights")
     for summary in summaries:
@@ -259,6 +309,17 @@ def _run_backbones(args):
 # -- the parser --------------------------------------------------------------------------------------
 
 
+def _verbosity_options():
+    """``-q/--quiet`` and ``-v/--verbose``, shared by the subcommands that report progress."""
+    options = _Parser(add_help=False)
+    group = options.add_mutually_exclusive_group()
+    group.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=0, default=1,
+                       help="no progress report, only the results")
+    group.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=2,
+                       help="also each fit's epoch table")
+    return options
+
+
 def build_parser():
     """The ``skft`` argument parser with its four subcommands.
 
@@ -268,9 +329,10 @@ def build_parser():
     """
     parser = _Parser(prog="skft", description="Fine-tune pretrained image backbones with scikit-learn.")
     commands = parser.add_subparsers(title="commands", dest="command", required=True, parser_class=_Parser)
+    verbosity = _verbosity_options()
 
     demo = commands.add_parser(
-        "demo", help="offline demo on real MNIST digits", description=(
+        "demo", parents=[verbosity], help="offline demo on real MNIST digits", description=(
             "Grid-search the learning rate and batch size of a fine-tuned EfficientNet-Lite0 (ImageNet weights, "
             "shipped) on real MNIST digits, test the best model, compare the three modes, and write results.json "
             "with learning curves, a confusion matrix and a modes chart. Offline, a few minutes on CPU."
@@ -281,7 +343,7 @@ def build_parser():
     demo.set_defaults(run=_run_demo)
 
     fit = commands.add_parser(
-        "fit", help="fit a classifier on a folder of images", description=(
+        "fit", parents=[verbosity], help="fit a classifier on a folder of images", description=(
             "Fit a classifier on DATA_DIR (one subfolder of images per class), grid-search with cross-validation, "
             "print the table of candidates and save the best model, refitted on all images."
         ),
@@ -310,13 +372,15 @@ def build_parser():
     predict.set_defaults(run=_run_predict)
 
     backbones = commands.add_parser(
-        "backbones", help="list the backbones", description=(
+        "backbones", parents=[verbosity], help="list the backbones", description=(
             "List the registered backbones with block and parameter counts and whether their weights are on disk "
             "(usable offline). With the exact name of one backbone, print its blocks."
         ),
     )
     backbones.add_argument("filter", nargs="?", metavar="FILTER", help="only names containing FILTER")
     backbones.set_defaults(run=_run_backbones)
+    for command in commands.choices.values():
+        command.set_defaults(parser=command)  # for messages about its options
     return parser
 
 

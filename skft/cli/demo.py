@@ -9,10 +9,10 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.model_selection import train_test_split
 
-from ._classification import FineTunedClassifier
-from ._mnist import load_digits_images
-from ._search import grid_search, search_table, timed_fits
-from .plotting import plot_compare_modes, plot_confusion_matrix, plot_learning_curves
+from .._classification import FineTunedClassifier
+from ..datasets import load_mnist
+from .search import grid_search, search_table, timed_fits
+from ..plotting import plot_compare_modes, plot_confusion_matrix, plot_learning_curves
 
 MODES = ("feature_extraction", "repurpose", "full")
 # Training every block at the learning rate tuned for the last block wrecks the pretrained features
@@ -49,7 +49,7 @@ FULL = DemoSettings(n_images=800, max_epochs=3, cv=3)
 QUICK = DemoSettings(n_images=200, max_epochs=2, cv=2)
 
 
-def run_demo(out_dir, quick=False):
+def run_demo(out_dir, quick=False, verbose=1):
     """Grid-search a ``repurpose`` fine-tune of EfficientNet-Lite0, test it, compare the modes, write the files.
 
     Parameters
@@ -58,6 +58,8 @@ def run_demo(out_dir, quick=False):
         Created if needed; receives ``results.json`` and three PNG pictures.
     quick : bool
         A smaller run (fewer digits, epochs and folds) that writes the same files.
+    verbose : int, default=1
+        ``0``: no progress report; ``2``: also each fit's epoch table.
 
     Returns
     -------
@@ -66,21 +68,22 @@ def run_demo(out_dir, quick=False):
     """
     settings = QUICK if quick else FULL
     start = time.perf_counter()
-    images, labels = load_digits_images(settings.n_images)
+    images, labels = load_mnist(settings.n_images)
     X_train, X_test, y_train, y_test = train_test_split(
         images, labels, test_size=settings.test_fraction, stratify=labels, random_state=0
     )
     base = FineTunedClassifier(
-        mode="repurpose", image_size=settings.image_size, max_epochs=settings.max_epochs, random_state=0
+        mode="repurpose", image_size=settings.image_size, max_epochs=settings.max_epochs, random_state=0,
+        verbose=int(verbose > 1),
     )
-    search = grid_search(base, settings.grid, X_train, y_train, cv=settings.cv)
+    search = grid_search(base, settings.grid, X_train, y_train, cv=settings.cv, verbose=verbose)
     best = search.best_estimator_
     fitted, seconds = timed_fits(
         {
             "feature_extraction": clone(best).set_params(mode="feature_extraction"),
             "full": clone(best).set_params(mode="full", lr=best.lr * FULL_LR_FACTOR),
         },
-        X_train, y_train, desc="modes",
+        X_train, y_train, desc="modes", verbose=verbose,
     )
     fitted["repurpose"], seconds["repurpose"] = best, search.refit_time_
     modes = pd.DataFrame([

@@ -4,8 +4,8 @@ from numbers import Integral
 
 import torch
 
-from ._module import FineTuneNetwork, ImageNormalizer, build_head
-from ._precision import autocast_dtype
+from .network import FineTuneNetwork, ImageNormalizer, build_head
+from .precision import autocast_dtype
 
 MODES = ("full", "feature_extraction", "repurpose")
 

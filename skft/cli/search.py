@@ -1,4 +1,4 @@
-"""Grid searches with progress bars, and their results as a table (shared by the CLI and the demo)."""
+"""Grid searches with a progress report, and their results as a table (shared by the CLI and the demo)."""
 
 import time
 
@@ -6,11 +6,11 @@ import pandas as pd
 from sklearn.base import clone, is_classifier
 from sklearn.model_selection import GridSearchCV, ParameterGrid, check_cv
 
-from ._progress import FitProgress, fit_progress
+from .progress import FitProgress, fit_progress
 
 
 def with_progress(estimator):
-    """Return a clone of ``estimator`` that reports its epochs to :func:`skft._progress.fit_progress`.
+    """Return a clone of ``estimator`` that reports its epochs to :func:`skft.cli.progress.fit_progress`.
 
     Parameters
     ----------
@@ -38,8 +38,8 @@ def without_progress(estimator, original_callbacks):
     return estimator.set_params(callbacks=original_callbacks)
 
 
-def grid_search(estimator, grid, X, y, cv):
-    """Run ``GridSearchCV`` over ``grid`` with a progress bar over the fits and one over each fit's epochs.
+def grid_search(estimator, grid, X, y, cv, *, verbose=1):
+    """Run ``GridSearchCV`` over ``grid``, reporting its progress (bars on a terminal, lines elsewhere).
 
     Parameters
     ----------
@@ -48,6 +48,8 @@ def grid_search(estimator, grid, X, y, cv):
         Parameter names and the values to try; ``{}`` cross-validates ``estimator`` as it is.
     X, y : array-like
     cv : int or cross-validation splitter
+    verbose : int, default=1
+        ``0``: no progress report (see :func:`skft.cli.progress.fit_progress`).
 
     Returns
     -------
@@ -56,21 +58,23 @@ def grid_search(estimator, grid, X, y, cv):
     """
     n_splits = check_cv(cv, y, classifier=is_classifier(estimator)).get_n_splits(X, y)
     search = GridSearchCV(with_progress(estimator), grid, cv=cv, error_score="raise")
-    with fit_progress(len(ParameterGrid(grid)) * n_splits + 1, desc="search"):
+    with fit_progress(len(ParameterGrid(grid)) * n_splits + 1, desc="search", verbose=verbose):
         search.fit(X, y)
     without_progress(search.best_estimator_, estimator.callbacks)
     return search
 
 
-def timed_fits(estimators, X, y, desc):
-    """Fit each estimator with progress bars and measure its fit time.
+def timed_fits(estimators, X, y, desc, *, verbose=1):
+    """Fit each estimator, reporting progress, and measure its fit time.
 
     Parameters
     ----------
     estimators : dict of str to estimator
     X, y : array-like
     desc : str
-        The label of the bar over fits.
+        What the fits are, for the progress report.
+    verbose : int, default=1
+        ``0``: no progress report.
 
     Returns
     -------
@@ -78,7 +82,7 @@ def timed_fits(estimators, X, y, desc):
     seconds : dict of str to float
     """
     fitted, seconds = {}, {}
-    with fit_progress(len(estimators), desc=desc):
+    with fit_progress(len(estimators), desc=desc, verbose=verbose):
         for name, estimator in estimators.items():
             start = time.perf_counter()
             fitted[name] = without_progress(with_progress(estimator).fit(X, y), estimator.callbacks)

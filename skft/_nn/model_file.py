@@ -4,13 +4,21 @@ A model file is one safetensors file: the network's state dict as tensors, and u
 key ``"skft"`` a JSON document with everything else (format version, skft version, estimator class,
 parameters, fitted attributes, preprocessing, training history). Reading it parses a fixed binary
 header, JSON and raw tensor bytes; no pickle is involved, so a file from a stranger cannot run code.
-Loading rebuilds the network from the registry without weights (``weights=None``: nothing is read
-or downloaded) and copies the saved tensors into it.
+Loading rebuilds the network from the registry as the fit built it, from the backbone's skeleton for
+the saved ``weights`` (the architecture those weights need; nothing is read or downloaded), and
+copies the saved tensors into it.
 
 Parameters are stored as plain values. What is not one (an ``nn.Module`` backbone, callbacks, a
 ``RandomState``, an optimizer class outside ``torch.optim``) is refused at save time with a
 ``TypeError`` naming the parameter, rather than dropped: nothing a user saved is silently lost.
 Tuples stay tuples, paths stay paths and ``torch.optim`` classes are stored by name.
+
+A file is untrusted input: nothing read from it becomes a cache key or a path, and no number in it
+may exhaust the machine. Loading restores ``cache_dir`` as None (a file cannot choose where skft
+writes; set it again with ``set_params``), ``num_workers`` as 0, and refuses a ``batch_size`` above
+:data:`MAX_BATCH_SIZE` or an image size above :data:`MAX_IMAGE_SIZE`. The activation-cache key of
+a loaded model is computed from its rebuilt network, never read from the file (the ``prefix_key_``
+that files of earlier versions hold is ignored).
 """
 
 import dataclasses
@@ -26,20 +34,25 @@ from safetensors.torch import save_file
 from skorch.history import History
 from sklearn.utils.validation import check_is_fitted
 
-from ._atomic import atomic_write
-from ._network import build_network
-from .backbones import resolve_backbone
-from .backbones._weights_file import describe_mismatch
+from .atomic import atomic_write
+from .assembly import build_network
+from ..backbones import resolve_backbone
+from ..backbones._weights_file import describe_mismatch
 
 FORMAT = "skft-model"
 #: Bumped whenever a file written by this version cannot be read by older ones.
 FORMAT_VERSION = 1
 METADATA_KEY = "skft"
 
-#: Fitted attributes saved besides ``net_`` (as tensors) and ``history_``.
-COMMON_FITTED = (
-    "image_size_", "backbone_name_", "block_names_", "n_frozen_blocks_", "prefix_key_", "drift_",
-)
+#: Fitted attributes saved besides ``net_`` (as tensors) and ``history_``. Older files also hold
+#: ``prefix_key_``, which is ignored: a loaded model's cache key is computed from its network.
+COMMON_FITTED = ("image_size_", "backbone_name_", "block_names_", "n_frozen_blocks_", "drift_")
+#: The largest ``batch_size`` a model file may set.
+MAX_BATCH_SIZE = 4096
+#: The largest ``image_size`` or ``image_size_`` (pixels per side) a model file may set.
+MAX_IMAGE_SIZE = 2048
+#: Parameters a file cannot set: restored as these values.
+RESET_AT_LOAD = {"cache_dir": None, "num_workers": 0}
 FITTED = {
     "FineTunedClassifier": ("classes_",),
     "FineTunedRegressor": ("target_mean_", "target_scale_", "n_targets_", "target_ndim_"),
@@ -185,6 +198,7 @@ def load(path, *, device=None):
         Where the loaded network runs: ``None`` follows the saved estimator's ``device`` parameter
         (a model saved with ``device="cpu"`` loads on the CPU); ``"auto"`` uses CUDA when available.
         The estimator's own ``device`` parameter is restored as saved and applies to later fits.
+        ``cache_dir`` and ``num_workers`` are not taken from the file: they load as None and 0.
 
     Returns
     -------
@@ -197,7 +211,8 @@ def load(path, *, device=None):
         When ``path`` does not exist.
     ValueError
         When the file is not an skft model file (a pickle, a torch zip, a plain weights file, a damaged
-        file), was written by a newer, incompatible skft, or does not fit its backbone as built here.
+        file), was written by a newer, incompatible skft, does not fit its backbone as built here, or
+        sets ``batch_size`` above :data:`MAX_BATCH_SIZE` or an image size above :data:`MAX_IMAGE_SIZE`.
 
     Examples
     --------
@@ -211,14 +226,15 @@ def load(path, *, device=None):
     >>> bool((skft.load(path).predict(X) == clf.predict(X)).all())
     True
     """
-    from ._base import resolve_device
-    from ._regularizers import snapshot_trainable
+    from .._base import resolve_device
+    from .regularizers import snapshot_trainable
 
     path = os.fspath(path)
     tensors, config = _read_model_file(path)
     estimator = _estimator_from_config(config, path)
     network = _rebuild_network(estimator, config, path)
     _load_weights(network, tensors, estimator, path)
+    estimator.prefix_key_ = estimator._prefix_key(network)
     device = resolve_device(estimator.device if device is None else device)
     net = estimator._make_net(network, None, 0, device, snapshot_trainable(network))
     net.initialize()
@@ -271,7 +287,8 @@ def _estimator_from_config(config, path):
     if name not in classes:
         raise ValueError(f"model file {path!r} names estimator {name!r}; skft loads only {sorted(classes)}.")
     try:
-        estimator = classes[name](**{key: from_json(value) for key, value in config["params"].items()})
+        params = {key: from_json(value) for key, value in config["params"].items()}
+        estimator = classes[name](**{**params, **RESET_AT_LOAD})
         estimator._validate_params()
         for key in COMMON_FITTED + FITTED[name]:
             setattr(estimator, key, from_json(config["fitted"][key]))
@@ -280,7 +297,20 @@ def _estimator_from_config(config, path):
             f"model file {path!r} has damaged or foreign parameters ({type(error).__name__}: {error}). Save the "
             "model again."
         ) from None
+    _check_sizes(estimator, path)
     return estimator
+
+
+def _check_sizes(estimator, path):
+    """Refuse numbers a file could use to exhaust memory at predict time."""
+    limits = (("batch_size", MAX_BATCH_SIZE), ("image_size", MAX_IMAGE_SIZE), ("image_size_", MAX_IMAGE_SIZE))
+    for field, limit in limits:
+        value = getattr(estimator, field)
+        if value is not None and not (isinstance(value, Integral) and 1 <= value <= limit):
+            raise ValueError(
+                f"model file {path!r} sets {field}={value!r}; skft loads models with {field} from 1 to {limit}. "
+                "The file is damaged or was crafted; save the model again."
+            )
 
 
 def from_json(value):
@@ -320,10 +350,15 @@ def from_json(value):
 
 
 def _rebuild_network(estimator, config, path):
-    """The fitted network's architecture, built without any weights, with the saved normalisation."""
+    """The fitted network's architecture, with the saved normalisation; the saved tensors go in next.
+
+    It is built as the fit built it (``FineTunedEstimatorBase._build_network``: every parameter that
+    shapes the network), from the backbone's skeleton for the estimator's ``weights``: the
+    architecture those weights need, without reading or downloading them.
+    """
     backbone = estimator.backbone
     try:
-        resolved = resolve_backbone(backbone, None, image_size=estimator.image_size)
+        resolved = resolve_backbone(backbone, estimator.weights, image_size=estimator.image_size, read_weights=False)
         saved = config["preprocessing"]
         preprocessing = dataclasses.replace(
             resolved.preprocessing, mean=tuple(saved["mean"]), std=tuple(saved["std"])
@@ -336,6 +371,7 @@ def _rebuild_network(estimator, config, path):
             head=estimator.head,
             n_outputs=estimator._n_outputs(),
             dropout=estimator.dropout,
+            bn_trainable=estimator.bn_trainable,
             precision=estimator.precision,
         )
     except (KeyError, TypeError, ValueError) as error:
@@ -369,13 +405,13 @@ def _load_weights(network, tensors, estimator, path):
 
 def _estimator_classes():
     """The only classes a model file may name (imported here: they import this module)."""
-    from ._classification import FineTunedClassifier
-    from ._regression import FineTunedRegressor
+    from .._classification import FineTunedClassifier
+    from .._regression import FineTunedRegressor
 
     return {cls.__name__: cls for cls in (FineTunedClassifier, FineTunedRegressor)}
 
 
 def _skft_version():
-    from . import __version__
+    from .. import __version__
 
     return __version__

@@ -2,8 +2,10 @@
 
 Every file skft writes (saved models, on-disk cache entries, checkpoints) goes through
 :func:`atomic_write`: the content is written to a temporary file in the same directory, flushed to
-disk, and renamed over the target with :func:`os.replace`, which is atomic on POSIX and Windows
-when both paths are on one file system. A write interrupted at any point (an exception, Ctrl-C, a
+disk, given the permissions any file the user creates gets (``0o666`` less the umask: writers such
+as safetensors' ``save_file`` create theirs ``0o600``, which other users of a shared cache directory
+could not read), and renamed over the target with :func:`os.replace`, which is atomic on POSIX and
+Windows when both paths are on one file system. A write interrupted at any point (an exception, Ctrl-C, a
 full disk) leaves the previous file untouched, and parallel writers never share a temporary file.
 """
 
@@ -37,7 +39,7 @@ def atomic_write(path):
     Examples
     --------
     >>> import tempfile, pathlib
-    >>> from skft._atomic import atomic_write
+    >>> from skft._nn.atomic import atomic_write
     >>> target = pathlib.Path(tempfile.mkdtemp()) / "notes.txt"
     >>> with atomic_write(target) as tmp:
     ...     _ = pathlib.Path(tmp).write_text("complete")
@@ -50,15 +52,36 @@ def atomic_write(path):
             f"cannot write {str(path)!r}: its directory {str(path.parent)!r} does not exist. Create it first."
         )
     tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
-    tmp.open("xb").close()  # claim the name (exclusive create) with the usual permissions
+    tmp.open("xb").close()  # claim the name (exclusive create)
     try:
         yield str(tmp)
+        os.chmod(tmp, 0o666 & ~_current_umask())
         _flush_to_disk(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     _flush_directory(path.parent)
+
+
+def _current_umask():
+    """The process's umask, read without changing it where the platform allows.
+
+    Linux (4.7 and later) reports it in ``/proc/self/status``; reading it there is safe while other
+    threads create files. Elsewhere the only way is to set a umask and restore it at once
+    (:func:`os.umask` returns the previous one): process-global, so a file another thread creates in
+    that instant could get mode ``0o666 & ~0o077`` -- stricter than asked, never looser.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    previous = os.umask(0o077)
+    os.umask(previous)
+    return previous
 
 
 def _flush_to_disk(file_path):

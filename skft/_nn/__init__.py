@@ -1,0 +1,1 @@
+"""Torch-level parts."""

@@ -1,0 +1,141 @@
+"""Digests of networks as built: what a module *is*, never what it is called.
+
+A digest covers, for every submodule in order: its path, its class by qualified name, its
+``extra_repr`` (the hyper-parameters torch's layers print: kernel size, stride, ...), its plain
+attributes (numbers, strings, dtypes, functions by qualified name), its hooks by qualified name,
+and the name, shape and dtype of each of its parameters and buffers; with ``tensors=True`` also
+their bytes. A ReLU swapped for a Tanh, a changed stride or a changed weight all change it; the
+names a network is registered or saved under never enter it.
+
+Limit: the Python code of a ``forward`` is not read. A user's own module class whose ``forward``
+was edited, with nothing else changed, keeps its digest (so, in one process, its cached
+activations); give it a new class name, or restart the process and clear ``cache_dir``.
+
+Hashing tensors costs a pass over their bytes, so the bytes' digest is remembered per module,
+together with a token of every tensor it was computed from (the tensor object, its version
+counter, data pointer, dtype, shape, strides and device). The token changes with every in-place
+operation through the tensor or a ``detach()`` of it (optimizer steps, ``copy_``,
+``load_state_dict``, ``torch.nn.init``), and with every replacement (``.half()``, ``.to()``,
+assigning a new ``Parameter``): the digest is then computed again. Writes through ``.data`` or a
+NumPy view bypass torch's version counter and cannot be seen; skft itself never writes that way,
+and the pretrained modules a process keeps are not reachable from a fitted estimator.
+"""
+
+import hashlib
+import threading
+import types
+import weakref
+
+import torch
+
+_PLAIN = (type(None), bool, int, float, str, torch.dtype, torch.device)
+#: Attributes that do not change what a module computes in the frozen prefix (always in eval mode).
+_IGNORED_ATTRIBUTES = frozenset({"training"})
+
+_TENSOR_DIGESTS = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
+
+
+def module_digest(named_modules, *, tensors=True):
+    """Digest of modules as built: structure and, with ``tensors``, the bytes of every tensor.
+
+    Parameters
+    ----------
+    named_modules : iterable of (str, nn.Module)
+        The modules, in the order they compute (e.g. blocks).
+    tensors : bool, default=True
+        Include the parameters' and buffers' values (else only their names, shapes and dtypes).
+
+    Returns
+    -------
+    str
+        32 lowercase hex digits.
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    for top_name, top in named_modules:
+        for path, module in top.named_modules(prefix=top_name):
+            digest.update(repr(_describe(path, module)).encode())
+            if tensors:
+                digest.update(_tensor_digest(module).encode())
+    return digest.hexdigest()
+
+
+def qualified_name(obj):
+    """``module.qualname`` of a class, function or other callable (its type's name otherwise).
+
+    Parameters
+    ----------
+    obj : object
+
+    Returns
+    -------
+    str
+    """
+    if not hasattr(obj, "__qualname__"):
+        obj = type(obj)
+    return f"{getattr(obj, '__module__', None)}.{obj.__qualname__}"
+
+
+def _describe(path, module):
+    plain = ((name, _plain(value)) for name, value in vars(module).items() if name not in _IGNORED_ATTRIBUTES)
+    attributes = sorted((name, text) for name, text in plain if text is not None)
+    hooks = [
+        (kind, qualified_name(hook))
+        for kind in ("_forward_pre_hooks", "_forward_hooks")
+        for hook in getattr(module, kind, {}).values()
+    ]
+    own_tensors = [
+        (kind, name, tuple(tensor.shape), str(tensor.dtype))
+        for kind, named in (("parameter", module.named_parameters(recurse=False)),
+                            ("buffer", module.named_buffers(recurse=False)))
+        for name, tensor in named
+    ]
+    return path, qualified_name(type(module)), module.extra_repr(), attributes, hooks, own_tensors
+
+
+def _plain(value):
+    """A canonical text for a value that shapes what a module computes, or None to leave it out."""
+    if isinstance(value, _PLAIN):
+        return repr(value)
+    if isinstance(value, (tuple, list)):
+        items = [_plain(item) for item in value]
+        return None if None in items else f"{type(value).__name__}({', '.join(items)})"
+    if isinstance(value, (types.FunctionType, types.BuiltinFunctionType, type)):
+        return qualified_name(value)
+    return None
+
+
+def _tensor_digest(module):
+    named = list(module.named_parameters(recurse=False)) + list(module.named_buffers(recurse=False))
+    token = _token(named)
+    with _LOCK:
+        remembered = _TENSOR_DIGESTS.get(module)
+    if token is not None and remembered is not None and _same_token(remembered[0], token):
+        return remembered[1]
+    digest = hashlib.blake2b(digest_size=16)
+    for name, tensor in named:
+        digest.update(name.encode())
+        data = tensor.detach().to("cpu").contiguous().reshape(-1)
+        digest.update(data.view(torch.uint8).numpy())
+    value = digest.hexdigest()
+    if token is not None:
+        with _LOCK:
+            _TENSOR_DIGESTS[module] = (token, value)
+    return value
+
+
+def _token(named):
+    try:
+        return [
+            (name, weakref.ref(tensor), tensor._version, tensor.data_ptr(), tensor.dtype, tuple(tensor.shape),
+             tensor.stride(), tensor.storage_offset(), tensor.device)
+            for name, tensor in named
+        ]
+    except RuntimeError:  # inference tensors keep no version counter: never remembered
+        return None
+
+
+def _same_token(remembered, token):
+    return len(remembered) == len(token) and all(
+        old[0] == new[0] and old[1]() is new[1]() and old[2:] == new[2:] for old, new in zip(remembered, token)
+    )
