@@ -23,12 +23,15 @@ from ._nn.accelerate import ACCELERATE, AcceleratedNet, accelerated_device, make
 from ._images.augment import augmentation_enabled, training_collate
 from ._cache import frozen_activations, prefix_key
 from ._images.source import as_image_source, at_image_size
-from ._nn.lifecycle import continue_from, fit_interrupted, fit_reporting_interrupt, keeps_previous_fit_on_error
+from ._nn.lifecycle import (
+    continue_from, continued_history, fit_interrupted, fit_reporting_interrupt, keeps_previous_fit_on_error,
+)
 from ._nn.assembly import MODES, build_network, count_frozen_blocks
 from ._nn.model_file import save_model
 from ._nn.precision import PRECISIONS, check_precision, fp16_loss_scaling
 from ._nn.optim import LR_SCHEDULES, OPTIMIZERS, SGD_MOMENTUM, TrainableOnly, param_groups, schedule_callback
 from ._nn.regularizers import L2SPPenalty, block_drift, snapshot_trainable
+from ._nn.seeding import FitGenerators, seeded_global_generator
 from .callbacks import GradualUnfreezing
 from .backbones import RegistrationTravelsMixin, resolve_backbone
 
@@ -106,6 +109,9 @@ class SharesModuleOnClone:
 
     ``fit`` never changes a user's module (it trains a copy), so clones in a grid search can
     all point at the same module; copying a large network for every fold costs time and memory.
+    Everything else is cloned as ``sklearn.base.clone`` clones it, configuration included: the
+    metadata-routing requests (``set_fit_request``), the output container (``set_output``) and
+    the callbacks shared by reference.
     """
 
     def __sklearn_clone__(self):
@@ -113,7 +119,14 @@ class SharesModuleOnClone:
             name: value if isinstance(value, nn.Module) else clone(value, safe=False)
             for name, value in self.get_params(deep=False).items()
         }
-        return type(self)(**params)
+        cloned = type(self)(**params)
+        if hasattr(self, "_metadata_request"):
+            cloned._metadata_request = clone(self._metadata_request)
+        if hasattr(self, "_skl_callbacks"):
+            cloned._skl_callbacks = self._skl_callbacks
+        if hasattr(self, "_sklearn_output_config"):
+            cloned._sklearn_output_config = copy.deepcopy(self._sklearn_output_config)
+        return cloned
 
 
 class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, BaseEstimator, metaclass=ABCMeta):
@@ -285,13 +298,15 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         accelerator = self._make_accelerator()
         device = accelerated_device(accelerator) if accelerator is not None else resolve_device(self.device)
         check_precision(self.precision, device)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        generators = FitGenerators(seed)
+        with seeded_global_generator(seed, device):
             continues = self._continues_previous_fit()
-            # Frozen pretrained modules are shared between CPU networks; a continued fit copies
-            # trained weights into its blocks, so it must own them.
-            network = self._build_network(share_modules=device == "cpu" and not continues)
+            # Frozen pretrained modules are shared between CPU networks while they fit; a continued
+            # fit copies trained weights into its blocks, so it must own them.
+            network = self._build_network(share_modules=device == "cpu" and not continues, generator=generators.head)
             images = at_image_size(images, self.image_size_)
+            # Before a continued fit copies the previous weights in: L2-SP and drift_ measure from the pretrained ones.
+            starting_values = snapshot_trainable(network)
             if continues:
                 continue_from(network, self.net_.module_)
             # A continued fit may start from frozen blocks that trained before: no cached activations.
@@ -299,9 +314,16 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
             inputs = self._network_inputs(network, images, device)
             train, valid = self._split_validation(packed, seed)
             valid_dataset = Dataset(_take(inputs, valid), packed[valid]) if valid is not None else None
-            starting_values = snapshot_trainable(network)
-            net = self._make_net(network, valid_dataset, len(train), device, starting_values, accelerator)
+            net = self._make_net(
+                network, valid_dataset, len(train), device, starting_values, accelerator, generators
+            )
             interrupted = fit_reporting_interrupt(net, _take(inputs, train), packed[train])
+        if torch.device(device).type == "cpu":
+            # Frozen blocks were the kept pretrained modules during the fit (what makes many fits cheap); the
+            # fitted network is the estimator's own. (Moving a network to a GPU already copied them.)
+            network.own_frozen_blocks()
+        if continues:
+            net.history = continued_history(self.history_, net.history)
         self.net_ = net
         self.history_ = net.history
         self.drift_ = block_drift(network, starting_values)
@@ -329,7 +351,7 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
                 f"head must be a tuple of positive integers (hidden layer sizes), e.g. () or (256,). Got {self.head!r}."
             )
 
-    def _build_network(self, share_modules=False):
+    def _build_network(self, share_modules=False, generator=None):
         resolved = resolve_backbone(self.backbone, self.weights, image_size=self.image_size,
                                     share_modules=share_modules)
         self.image_size_ = self.image_size or resolved.preprocessing.image_size
@@ -345,6 +367,7 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
             dropout=self.dropout,
             bn_trainable=self.bn_trainable,
             precision=self.precision,
+            generator=generator,
         )
         self.backbone_name_ = resolved.name
         self.block_names_ = [name for name, _ in network.backbone.named_children()]
@@ -382,8 +405,12 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         )
         return {"X": activations, "start_block": torch.full((len(images),), network.cache_start)}
 
-    def _make_net(self, network, valid_dataset, n_train, device, starting_values, accelerator=None):
-        """The skorch net that trains ``network``: a ``NeuralNet``, or an ``AcceleratedNet`` with ``accelerator``."""
+    def _make_net(self, network, valid_dataset, n_train, device, starting_values, accelerator=None, generators=None):
+        """The skorch net that trains ``network``: a ``NeuralNet``, or an ``AcceleratedNet`` with ``accelerator``.
+
+        Its batches are shuffled, and augmented, with ``generators`` (a :class:`FitGenerators`; None
+        for a net that will not train, e.g. a loaded one: torch's global generator).
+        """
         # A last training batch of one image breaks BatchNorm in training mode: drop it (it is a
         # different image each epoch, since batches are shuffled).
         drop_last = n_train % self.batch_size == 1 and n_train > 1
@@ -424,7 +451,12 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
             train_split=predefined_split(valid_dataset) if valid_dataset is not None else None,
             callbacks=callbacks,
             verbose=self.verbose,
-            iterator_train__collate_fn=training_collate(self.augment, self.image_size_),
+            iterator_train__generator=generators and generators.batches,
+            # Iterating a data loader draws a seed from its generator: prediction must not draw from the global one.
+            iterator_valid__generator=torch.Generator(),
+            iterator_train__collate_fn=training_collate(
+                self.augment, self.image_size_, generators and generators.augmentation
+            ),
             iterator_train__num_workers=self.num_workers,
             iterator_valid__num_workers=self.num_workers,
             **optimizer_kwargs,

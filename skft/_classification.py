@@ -85,7 +85,12 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         started with ``accelerate launch`` or ``torchrun`` on several GPUs, one fit is spread over
         them, each process training on its share of every epoch's batches (docs/scaling.md).
     random_state : int, RandomState or None, default=None
-        Seeds head initialisation, shuffling, dropout and the validation split.
+        Seeds head initialisation, shuffling, augmentation, dropout and the validation split.
+        Each fit draws from generators of its own, never reading or moving torch's global random
+        state, so fits in threads equal fits one after another; except dropout and drop-connect
+        (and ``weights=None`` initialisation, a callable ``augment``), which only torch's global
+        generator can serve: a fit seeds it and restores it afterwards, but threads share it, so
+        fits in threads that train dropout are reproducible only with one thread per worker.
     verbose : int, default=0
         ``0`` is silent; ``1`` prints skorch's table of epochs.
     callbacks : list of skorch callbacks or None, default=None
@@ -113,9 +118,11 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
     warm_start : bool, default=False
         When True and the estimator holds a network (from a fit, an interrupted fit or
         :func:`skft.load`), ``fit`` continues from its weights instead of the pretrained ones, for
-        another ``max_epochs`` epochs with a fresh optimizer. The network's shape (backbone,
-        ``feature_layer``, ``head``) and the classes must stay the same; ``mode`` and
-        ``trainable_layers`` may change (e.g. train the head first, then unfreeze).
+        another ``max_epochs`` epochs with a fresh optimizer; ``history_`` goes on from the
+        previous epochs, and L2-SP and ``drift_`` still measure from the pretrained weights. The
+        network's shape (backbone, ``feature_layer``, ``head``) and the classes must stay the
+        same; ``mode`` and ``trainable_layers`` may change (e.g. train the head first, then
+        unfreeze).
     precision : {"fp32", "bf16", "fp16"}, default="fp32"
         Arithmetic of the network's forward: ``"bf16"`` and ``"fp16"`` run it under
         ``torch.autocast`` (mixed precision; weights, optimizer and returned outputs stay float32).
@@ -127,9 +134,10 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
     classes_ : ndarray
         The labels seen in ``fit``.
     net_ : skorch.NeuralNet
-        The trained net; ``net_.module_`` is the whole network (``backbone.*``, ``head.*``).
+        The trained net; ``net_.module_`` is the whole network (``backbone.*``, ``head.*``), the
+        estimator's own: editing it (training it further, ``.half()``) changes no other fit.
     history_ : skorch.History
-        Per-epoch losses and timings.
+        Per-epoch losses and timings; a ``warm_start`` fit appends its epochs to the previous ones.
     image_size_ : int
     backbone_name_ : str
     block_names_ : list of str
@@ -137,7 +145,7 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
     n_frozen_blocks_ : int
     drift_ : dict of str to float
         Per block: the relative L2 distance of its parameters from their starting (pretrained)
-        values after the fit; 0.0 for frozen blocks.
+        values after the fit (also after ``warm_start`` fits); 0.0 for blocks frozen in this fit.
 
     Notes
     -----

@@ -37,7 +37,8 @@ class BackboneFeatures(SharesModuleOnClone, RegistrationTravelsMixin, ClassNameP
     Attributes
     ----------
     network_ : nn.Module
-        The frozen backbone up to ``feature_layer`` with its pooling (in eval mode).
+        The frozen backbone up to ``feature_layer`` with its pooling (in eval mode); the estimator's
+        own copy, which may be edited without changing other estimators.
     n_features_out_ : int
     image_size_ : int
 
@@ -90,6 +91,10 @@ class BackboneFeatures(SharesModuleOnClone, RegistrationTravelsMixin, ClassNameP
             resolved, image_size=self.image_size_, feature_layer=self.feature_layer,
             n_frozen_for=lambda n_blocks: n_blocks, head=(), n_outputs=None, dropout=0.0,
         )
+        if self.device_ == "cpu":
+            # Its blocks are the process's kept pretrained modules: copy them, so that editing network_
+            # cannot change another estimator.
+            network.own_frozen_blocks()
         self.network_ = network.to(self.device_).eval()
         self.n_features_out_ = feature_size(network, self.image_size_)
         return self

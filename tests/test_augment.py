@@ -8,7 +8,7 @@ from torch import nn
 from torchvision.transforms import v2
 
 from skft import FineTunedClassifier, FineTunedRegressor
-from skft._images.augment import augmentation_enabled, training_collate
+from skft._images.augment import RandomCropAndFlip, augmentation_enabled, training_collate
 
 from conftest import make_images
 
@@ -65,17 +65,30 @@ def test_the_augmentation_receives_channels_first_tensors(tiny_params, make_X, e
 
 
 def test_default_augmentation_crops_and_flips_reproducibly(tiny_params):
-    transform = training_collate(True, 16).transform
-    crop, flip = transform.transforms
-    assert isinstance(crop, v2.RandomResizedCrop) and crop.size == (16, 16) and crop.scale == (0.7, 1.0)
-    assert isinstance(flip, v2.RandomHorizontalFlip)
-    assert training_collate(False, 16) is None
+    transform = training_collate(True, 16, torch.Generator().manual_seed(0)).transform
+    assert isinstance(transform, RandomCropAndFlip) and transform.image_size == 16 and transform.scale == (0.7, 1.0)
+    assert training_collate(False, 16, torch.Generator()) is None
     X, y = make_images(24, size=24)
     first = FineTunedClassifier(mode="full", **tiny_params, augment=True).fit(X, y).predict_proba(X)
     second = FineTunedClassifier(mode="full", **tiny_params, augment=True).fit(X, y).predict_proba(X)
     plain = FineTunedClassifier(mode="full", **tiny_params).fit(X, y).predict_proba(X)
     np.testing.assert_array_equal(first, second)
     assert not np.allclose(first, plain)
+
+
+def test_the_default_augmentation_draws_crops_and_flips_from_its_generator():
+    image = torch.arange(3 * 20 * 30, dtype=torch.float32).reshape(3, 20, 30) / (3 * 20 * 30)
+    state = torch.random.get_rng_state()
+    outputs = [RandomCropAndFlip(16, torch.Generator().manual_seed(seed))(image) for seed in (0, 0, 1, 2, 3)]
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert all(output.shape == (3, 16, 16) for output in outputs)
+    assert torch.equal(outputs[0], outputs[1])
+    assert not all(torch.equal(outputs[0], output) for output in outputs[2:])
+    # Every box fits the image; the central crop when no draw gives a box that fits.
+    transform = RandomCropAndFlip(16, torch.Generator().manual_seed(0))
+    for height, width in [(20, 30), (5, 100), (100, 5)]:
+        top, left, h, w = transform._box(height, width, transform.generator)
+        assert 0 <= top and top + h <= height and 0 <= left and left + w <= width
 
 
 def test_augmentation_in_worker_processes(tiny_params):

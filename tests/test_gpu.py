@@ -128,6 +128,20 @@ def test_fit_and_predict_on_cuda(tiny_params, images_binary, mode):
 
 @pytest.mark.gpu
 @needs_cuda
+def test_a_cuda_fit_leaves_the_random_states_as_they_were_and_is_reproducible(tiny_params, images_binary):
+    X, y = images_binary
+    torch.manual_seed(5)
+    cpu, cuda = torch.random.get_rng_state(), torch.cuda.get_rng_state()
+    # tiny_cnn's last block has Dropout, which draws from the GPU's generator while training.
+    first = FineTunedClassifier(mode="full", **_cuda_params(tiny_params)).fit(X, y).predict_proba(X)
+    assert torch.equal(torch.random.get_rng_state(), cpu) and torch.equal(torch.cuda.get_rng_state(), cuda)
+    torch.cuda.manual_seed(6)
+    np.testing.assert_array_equal(FineTunedClassifier(mode="full", **_cuda_params(tiny_params)).fit(X, y).predict_proba(X),
+                                  first)
+
+
+@pytest.mark.gpu
+@needs_cuda
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 @pytest.mark.parametrize("mode", ["full", "repurpose"])
 def test_mixed_precision_on_cuda(tiny_params, images_binary, precision, mode):

@@ -252,6 +252,21 @@ def test_load_image_folder(tmp_path, tiny_params):
     assert set(clf.predict(paths)) <= {"cat", "dog"}
 
 
+def test_load_image_folder_follows_class_links_but_no_links_inside_a_class(tmp_path):
+    X, _ = make_images(2, channels=3)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    Image.fromarray(X[0]).save(elsewhere / "0.png")
+    root = tmp_path / "data"
+    (root / "dog").mkdir(parents=True)
+    Image.fromarray(X[1]).save(root / "dog" / "1.png")
+    (root / "dog" / "loop").symlink_to(root / "dog", target_is_directory=True)
+    (root / "cat").symlink_to(elsewhere, target_is_directory=True)
+    paths, labels = load_image_folder(root)
+    assert [str(Path(path).relative_to(root)) for path in paths] == ["cat/0.png", "dog/1.png"]
+    assert list(labels) == ["cat", "dog"]
+
+
 def test_load_image_folder_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.*not a folder"):
         load_image_folder(tmp_path / "missing")

@@ -61,7 +61,35 @@ def test_warm_start_continues_a_completed_fit_and_plain_refit_starts_over(tiny_p
     once = first.predict_proba(X)
     np.testing.assert_allclose(first.fit(X, y).predict_proba(X), once, rtol=1e-6)
     first.set_params(warm_start=True).fit(X, y)
-    assert first.history_[0, "train_loss"] < FineTunedClassifier(**tiny_params).fit(X, y).history_[0, "train_loss"]
+    continued = first.history_[tiny_params["max_epochs"], "train_loss"]
+    assert continued < FineTunedClassifier(**tiny_params).fit(X, y).history_[0, "train_loss"]
+
+
+def test_warm_start_history_goes_on_from_the_previous_epochs(tiny_params):
+    X, y = make_images(24)
+    clf = FineTunedClassifier(**dict(tiny_params, max_epochs=2)).fit(X, y)
+    before = clf.history_[:, "train_loss"]
+    clf.set_params(warm_start=True, max_epochs=1).fit(X, y)
+    assert clf.history_[:, "epoch"] == [1, 2, 3]
+    assert clf.history_[:2, "train_loss"] == before
+    assert clf.net_.history is clf.history_
+
+
+def test_warm_start_measures_l2sp_and_drift_from_the_pretrained_weights(tiny_params):
+    X, y = make_images(24)
+    params = dict(tiny_params, l2sp_alpha=0.1)
+    clf = FineTunedClassifier(**params).fit(X, y)
+    drift = clf.drift_
+    assert max(drift.values()) > 1e-3
+    # A learning rate of ~0: the continued fit does not move, so the distance from pretrained stays.
+    clf.set_params(warm_start=True, lr=1e-12, max_epochs=1).fit(X, y)
+    assert clf.drift_ == pytest.approx(drift, rel=1e-4)
+    unmoved = FineTunedClassifier(**dict(params, lr=1e-12, max_epochs=1)).fit(X, y).net_.module_
+    pretrained = [p for block in list(unmoved.backbone)[unmoved.n_frozen :] for p in block.parameters()]
+    anchors = list(clf.net_.criterion_.penalty.buffers())
+    assert len(anchors) == len(pretrained)
+    for anchor, value in zip(anchors, pretrained):
+        np.testing.assert_allclose(anchor, value.detach(), atol=1e-6)
 
 
 def test_warm_start_may_unfreeze_more_blocks(tiny_params):

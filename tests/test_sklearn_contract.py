@@ -5,9 +5,10 @@ import pickle
 import joblib
 import numpy as np
 import pytest
+import sklearn
 from sklearn.base import clone
-from sklearn.model_selection import GridSearchCV, cross_val_score
-from sklearn.pipeline import Pipeline
+from sklearn.model_selection import GridSearchCV, cross_val_score, cross_validate
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.estimator_checks import (
     check_do_not_raise_errors_in_init_or_set_params,
@@ -126,3 +127,22 @@ def test_clone_of_a_fitted_estimator_is_unfitted_with_equal_params(tiny_params):
     cloned = clone(fitted)
     assert cloned.get_params() == fitted.get_params()
     assert not hasattr(cloned, "net_")
+
+
+def test_clone_keeps_metadata_requests_so_routed_sample_weight_reaches_fit(tiny_params):
+    X, y = make_images(24)
+    weights = np.linspace(0.5, 1.5, len(y))
+    with sklearn.config_context(enable_metadata_routing=True):
+        pipe = make_pipeline(FineTunedClassifier(**dict(tiny_params, max_epochs=1)).set_fit_request(sample_weight=True))
+        results = cross_validate(pipe, X, y, cv=2, params={"sample_weight": weights})
+    assert results["test_score"].shape == (2,)
+
+
+def test_clone_keeps_the_output_container_of_set_output(tiny_params):
+    pd = pytest.importorskip("pandas")
+    X, _ = make_images(4)
+    features = BackboneFeatures(backbone=tiny_params["backbone"], image_size=tiny_params["image_size"], device="cpu")
+    cloned = clone(features.set_output(transform="pandas"))
+    out = cloned.fit(X).transform(X)
+    assert isinstance(out, pd.DataFrame)
+    assert list(out.columns) == list(cloned.get_feature_names_out())

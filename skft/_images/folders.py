@@ -12,7 +12,8 @@ def load_image_folder(root, extensions=IMAGE_EXTENSIONS):
     """List the images of a data set laid out as ``root/<class>/<image>``.
 
     Every sub-folder of ``root`` is a class; its images (searched in its sub-folders too) are the
-    examples of that class. Hidden files and folders (names starting with ``.``) and files with
+    examples of that class. A class folder may be a symbolic link; links to folders inside a class
+    folder are not followed (a link back up the tree would otherwise list images again and again). Hidden files and folders (names starting with ``.``) and files with
     other endings are skipped. No image is opened: the estimators read the files batch by batch.
 
     Parameters
@@ -53,7 +54,7 @@ def load_image_folder(root, extensions=IMAGE_EXTENSIONS):
 
 
 def _image_files(folder, suffixes):
-    for directory, subfolders, files in os.walk(folder, followlinks=True):
+    for directory, subfolders, files in os.walk(folder):
         subfolders[:] = _visible(subfolders)
         yield from (os.path.join(directory, name) for name in _visible(files) if name.lower().endswith(suffixes))
 

@@ -64,7 +64,8 @@ def count_frozen_blocks(mode, trainable_layers, n_blocks, backbone_name):
 
 
 def build_network(
-    resolved, *, image_size, feature_layer, n_frozen_for, head, n_outputs, dropout, bn_trainable=False, precision="fp32"
+    resolved, *, image_size, feature_layer, n_frozen_for, head, n_outputs, dropout, bn_trainable=False, precision="fp32",
+    generator=None,
 ):
     """Assemble the whole network for a fit.
 
@@ -84,6 +85,8 @@ def build_network(
         See :class:`FineTuneNetwork`.
     precision : {"fp32", "bf16", "fp16"}, default="fp32"
         The dtype the forward autocasts to (see :class:`FineTuneNetwork`).
+    generator : torch.Generator, optional
+        What the head's initial weights are drawn from (see :func:`build_head`).
 
     Returns
     -------
@@ -97,7 +100,7 @@ def build_network(
         blocks, resolved.parts.pooling, torch.nn.Identity(), normalizer, n_frozen_for(len(blocks)), bn_trainable,
         autocast_dtype(precision),
     )
-    network.head = build_head(feature_size(network, image_size), tuple(head), n_outputs, dropout)
+    network.head = build_head(feature_size(network, image_size), tuple(head), n_outputs, dropout, generator)
     return network
 
 

@@ -10,9 +10,11 @@ A fit that fails, or is interrupted before training starts, leaves the estimator
 half-updated estimator (new ``classes_``, old network) would predict wrong labels.
 """
 
+import copy
 import functools
 
 from skorch.callbacks import Callback, EarlyStopping
+from skorch.history import History
 
 from ..backbones import describe_mismatch
 
@@ -150,3 +152,26 @@ def continue_from(network, previous):
             "pass warm_start=False to start again from the pretrained weights."
         )
     network.load_state_dict({name: tensor.detach().clone() for name, tensor in state.items()}, assign=True)
+
+
+def continued_history(previous, history):
+    """The history of a continued fit (``warm_start=True``): the previous epochs, then this fit's.
+
+    Like skorch's ``partial_fit``, epochs are numbered on from the previous fit. The callbacks of
+    the continued fit saw only its own epochs (a warm-up or LR schedule runs again in full).
+
+    Parameters
+    ----------
+    previous : skorch.History
+        ``history_`` of the fit being continued; not changed.
+    history : skorch.History
+        The continued fit's own epochs.
+
+    Returns
+    -------
+    skorch.History
+    """
+    combined = History(copy.deepcopy(list(previous)))
+    for row in history:
+        combined.append({**row, "epoch": len(combined) + 1} if "epoch" in row else row)
+    return combined

@@ -7,6 +7,7 @@ takes pooled features.
 """
 
 import copy
+import math
 from collections import OrderedDict
 
 import torch
@@ -74,7 +75,7 @@ class GlobalPool(nn.Module):
         return repr(self.pooling)
 
 
-def build_head(in_features, hidden, n_outputs, dropout):
+def build_head(in_features, hidden, n_outputs, dropout, generator=None):
     """Build the layers added after the backbone.
 
     Parameters
@@ -87,20 +88,35 @@ def build_head(in_features, hidden, n_outputs, dropout):
         Size of the output layer; ``None`` builds no output layer (features only).
     dropout : float
         Dropout rate after each hidden layer and before the output layer.
+    generator : torch.Generator, optional
+        What the initial weights are drawn from (as ``nn.Linear`` draws them); ``None``: torch's
+        global generator.
 
     Returns
     -------
     nn.Sequential
     """
     layers, width = [], in_features
-    for size in hidden:
-        layers += [nn.Linear(width, size), nn.ReLU(inplace=True), nn.Dropout(dropout)]
-        width = size
-    if n_outputs is not None:
-        if dropout and not hidden:
-            layers.append(nn.Dropout(dropout))
-        layers.append(nn.Linear(width, n_outputs))
-    return nn.Sequential(*layers)
+    with torch.device("meta"):
+        for size in hidden:
+            layers += [nn.Linear(width, size), nn.ReLU(inplace=True), nn.Dropout(dropout)]
+            width = size
+        if n_outputs is not None:
+            if dropout and not hidden:
+                layers.append(nn.Dropout(dropout))
+            layers.append(nn.Linear(width, n_outputs))
+    head = nn.Sequential(*layers).to_empty(device="cpu")
+    for layer in head:
+        if isinstance(layer, nn.Linear):
+            _initialize_linear(layer, generator)
+    return head
+
+
+def _initialize_linear(layer, generator):
+    """``nn.Linear.reset_parameters``, drawing from ``generator``."""
+    nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+    bound = 1 / math.sqrt(layer.in_features) if layer.in_features > 0 else 0
+    nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
 
 
 def _trainable_copy(block):
@@ -162,6 +178,17 @@ class FineTuneNetwork(nn.Module):
         list of nn.Module
         """
         return list(self.backbone)[: self.n_frozen]
+
+    def own_frozen_blocks(self):
+        """Replace the frozen blocks by copies of them, so that this network shares no module or tensor.
+
+        During a fit on the CPU the frozen blocks are the process's kept pretrained modules, shared
+        by every network built from the same weights. A fitted estimator calls this before handing
+        its network out: whatever a user then does to it (train it, ``.half()``, edit a tensor in
+        place) cannot reach another fit.
+        """
+        for name, block in list(self.backbone.named_children())[: self.n_frozen]:
+            setattr(self.backbone, name, copy.deepcopy(block))
 
     def set_trainable_blocks(self, n_trainable):
         """Train only the last ``n_trainable`` of the blocks after the frozen prefix.
