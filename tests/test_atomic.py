@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from skft._nn import atomic
+from skft._nn import atomic as _atomic
 from skft._nn.atomic import atomic_write
 
 

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from skft.cli import progress
+from skft.cli import progress as _progress
 from skft.cli.progress import FitProgress, fit_progress
 
 
