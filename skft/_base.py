@@ -1,14 +1,13 @@
 """Shared estimator logic: parameters, validation, the fit skeleton, the skorch net."""
 
-from abc import ABCMeta, abstractmethod
-
 import copy
 import os
+from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, clone
+from sklearn.base import BaseEstimator
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -19,114 +18,27 @@ from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 from torch import nn
 
-from ._nn.accelerate import ACCELERATE, AcceleratedNet, accelerated_device, make_accelerator
-from ._images.augment import augmentation_enabled, training_collate
 from ._cache import frozen_activations, prefix_key
+from ._clone import SharesModuleOnClone
+from ._images.augment import augmentation_enabled, training_collate
 from ._images.source import as_image_source, at_image_size
-from ._nn.lifecycle import (
-    continue_from, continued_history, fit_interrupted, fit_reporting_interrupt, keeps_previous_fit_on_error,
-)
+from ._nn.accelerate import ACCELERATE, AcceleratedNet, accelerated_device, make_accelerator
 from ._nn.assembly import MODES, build_network, count_frozen_blocks
+from ._nn.device import release_cached_gpu_memory, resolve_device
+from ._nn.lifecycle import (
+    continue_from,
+    continued_history,
+    fit_interrupted,
+    fit_reporting_interrupt,
+    keeps_previous_fit_on_error,
+)
 from ._nn.model_file import save_model
-from ._nn.precision import PRECISIONS, check_precision, fp16_loss_scaling
 from ._nn.optim import LR_SCHEDULES, OPTIMIZERS, SGD_MOMENTUM, TrainableOnly, param_groups, schedule_callback
+from ._nn.precision import PRECISIONS, check_precision, fp16_loss_scaling
 from ._nn.regularizers import L2SPPenalty, block_drift, snapshot_trainable
 from ._nn.seeding import FitGenerators, seeded_global_generator
-from .callbacks import GradualUnfreezing
 from .backbones import RegistrationTravelsMixin, resolve_backbone
-
-class WeightedLoss(nn.Module, metaclass=ABCMeta):
-    """Mean of a per-sample loss weighted by the last column of the target, plus a penalty.
-
-    The estimators pack ``sample_weight`` into the target tensor so that weights travel with
-    each batch through skorch's ordinary data path.
-
-    Parameters
-    ----------
-    penalty : nn.Module, optional
-        Called with no argument; its value is added to the training loss (e.g. L2-SP).
-    """
-
-    def __init__(self, penalty=None):
-        super().__init__()
-        self.penalty = penalty
-
-    @abstractmethod
-    def per_sample(self, outputs, targets):
-        """Return one loss per sample; subclasses define it."""
-
-    def forward(self, outputs, packed_targets):
-        targets, weights = packed_targets[:, :-1], packed_targets[:, -1]
-        losses = self.per_sample(outputs, targets)
-        loss = (losses * weights).sum() / weights.sum().clamp_min(torch.finfo(weights.dtype).tiny)
-        if self.penalty is not None and self.training:
-            loss = loss + self.penalty()
-        return loss
-
-
-def resolve_device(device):
-    """Turn ``"auto"`` into ``"cuda"`` when CUDA is available, else ``"cpu"``.
-
-    ``"accelerate"`` resolves like ``"auto"``: outside a fit (prediction, a loaded model) a net runs
-    on this process's device. In a process started by a multi-GPU launcher ``"cuda"`` is the GPU
-    Accelerate assigned to the process.
-
-    Parameters
-    ----------
-    device : str or torch.device
-
-    Returns
-    -------
-    str
-    """
-    if device in ("auto", ACCELERATE):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(
-            f"device must be 'auto', 'cpu', 'cuda', 'cuda:<n>' or 'accelerate'. Got {device!r} instead."
-        ) from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} but CUDA is not available here. Pass device='auto' or 'cpu'.")
-    return str(resolved)
-
-
-def release_cached_gpu_memory(device):
-    """Hand the CUDA caching allocator's unused blocks back to the driver after a fit on ``device``.
-
-    Parameters
-    ----------
-    device : str
-        A resolved device; nothing happens off CUDA.
-    """
-    if torch.device(device).type == "cuda":
-        torch.cuda.empty_cache()
-
-
-class SharesModuleOnClone:
-    """Let ``clone`` share an ``nn.Module`` parameter instead of deep-copying it.
-
-    ``fit`` never changes a user's module (it trains a copy), so clones in a grid search can
-    all point at the same module; copying a large network for every fold costs time and memory.
-    Everything else is cloned as ``sklearn.base.clone`` clones it, configuration included: the
-    metadata-routing requests (``set_fit_request``), the output container (``set_output``) and
-    the callbacks shared by reference.
-    """
-
-    def __sklearn_clone__(self):
-        params = {
-            name: value if isinstance(value, nn.Module) else clone(value, safe=False)
-            for name, value in self.get_params(deep=False).items()
-        }
-        cloned = type(self)(**params)
-        if hasattr(self, "_metadata_request"):
-            cloned._metadata_request = clone(self._metadata_request)
-        if hasattr(self, "_skl_callbacks"):
-            cloned._skl_callbacks = self._skl_callbacks
-        if hasattr(self, "_sklearn_output_config"):
-            cloned._sklearn_output_config = copy.deepcopy(self._sklearn_output_config)
-        return cloned
+from .callbacks import GradualUnfreezing
 
 
 class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, BaseEstimator, metaclass=ABCMeta):

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from ._nn.atomic import atomic_write
 from ._images.source import image_batches
+from ._nn.atomic import atomic_write
 from .backbones import module_digest
 
 DEFAULT_CACHE_BYTES = 2 * 1024**3

@@ -4,32 +4,15 @@ from numbers import Real
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.base import ClassifierMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
 
-from ._base import FineTunedEstimatorBase, WeightedLoss
+from ._base import FineTunedEstimatorBase
+from ._nn.losses import WeightedCrossEntropy
 from ._targets import check_no_missing_targets
-
-
-class WeightedCrossEntropy(WeightedLoss):
-    """Cross-entropy on logits, one value per sample (targets hold class indices as floats).
-
-    Parameters
-    ----------
-    label_smoothing : float
-    penalty : nn.Module, optional
-    """
-
-    def __init__(self, label_smoothing=0.0, penalty=None):
-        super().__init__(penalty)
-        self.label_smoothing = label_smoothing
-
-    def per_sample(self, outputs, targets):
-        return F.cross_entropy(outputs, targets[:, 0].long(), reduction="none", label_smoothing=self.label_smoothing)
 
 
 class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):

@@ -10,9 +10,10 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from ._base import SharesModuleOnClone, resolve_device
+from ._clone import SharesModuleOnClone
 from ._images.source import as_image_source, image_batches
 from ._nn.assembly import build_network, feature_size
+from ._nn.device import resolve_device
 from .backbones import RegistrationTravelsMixin, resolve_backbone
 
 

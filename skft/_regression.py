@@ -4,15 +4,9 @@ import numpy as np
 from sklearn.base import RegressorMixin
 from sklearn.utils.validation import check_array
 
-from ._base import FineTunedEstimatorBase, WeightedLoss
+from ._base import FineTunedEstimatorBase
+from ._nn.losses import WeightedSquaredError
 from ._targets import check_no_missing_targets
-
-
-class WeightedSquaredError(WeightedLoss):
-    """Squared error averaged over targets, one value per sample."""
-
-    def per_sample(self, outputs, targets):
-        return ((outputs - targets) ** 2).mean(dim=1)
 
 
 class FineTunedRegressor(RegressorMixin, FineTunedEstimatorBase):

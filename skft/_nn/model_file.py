@@ -31,13 +31,12 @@ import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
-from skorch.history import History
 from sklearn.utils.validation import check_is_fitted
+from skorch.history import History
 
-from .atomic import atomic_write
+from ..backbones import describe_mismatch, resolve_backbone
 from .assembly import build_network
-from ..backbones import resolve_backbone
-from ..backbones import describe_mismatch
+from .atomic import atomic_write
 
 FORMAT = "skft-model"
 #: Bumped whenever a file written by this version cannot be read by older ones.

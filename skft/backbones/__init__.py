@@ -4,6 +4,7 @@ Users call :func:`list_backbones`, :func:`register_backbone` and :func:`describe
 ``skft``). The other names here are the package's interface to the layers above it.
 """
 
+from ._digest import module_digest
 from ._registry import (
     BackboneSpec,
     RegistrationTravelsMixin,
@@ -14,9 +15,28 @@ from ._registry import (
 )
 from ._resolving import ResolvedBackbone, resolve_backbone, weights_identity
 from ._summary import BackboneSummary, describe_backbone, summarize_backbone
-from ._types import BackboneParts, Preprocessing
-from ._digest import module_digest
 from ._text import quiet_transformers
+from ._types import BackboneParts, Preprocessing
 from ._weights_file import describe_mismatch
 
-__all__ = ["describe_backbone", "list_backbones", "register_backbone"]
+__all__ = [
+    # what users call
+    "describe_backbone",
+    "list_backbones",
+    "register_backbone",
+    # the interface of this layer to the layers above
+    "BackboneParts",
+    "BackboneSpec",
+    "BackboneSummary",
+    "Preprocessing",
+    "RegistrationTravelsMixin",
+    "ResolvedBackbone",
+    "describe_mismatch",
+    "get_spec",
+    "module_digest",
+    "quiet_transformers",
+    "registration_digest",
+    "resolve_backbone",
+    "summarize_backbone",
+    "weights_identity",
+]

@@ -11,8 +11,8 @@ from sklearn.model_selection import train_test_split
 
 from .._classification import FineTunedClassifier
 from ..datasets import load_mnist
-from .search import grid_search, search_table, timed_fits
 from ..plotting import plot_compare_modes, plot_confusion_matrix, plot_learning_curves
+from .search import grid_search, search_table, timed_fits
 
 MODES = ("feature_extraction", "repurpose", "full")
 # Training every block at the learning rate tuned for the last block wrecks the pretrained features

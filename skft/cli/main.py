@@ -284,8 +284,8 @@ def _run_predict(args):
 def _run_backbones(args):
     from tqdm import tqdm
 
-    from .progress import is_terminal
     from ..backbones import list_backbones, summarize_backbone
+    from .progress import is_terminal
 
     registered = list_backbones()
     if args.filter in registered:
