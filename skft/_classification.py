@@ -149,6 +149,8 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
     (2,)
     """
 
+    _saved_attributes = FineTunedEstimatorBase._saved_attributes + ("classes_",)
+
     _parameter_constraints = {
         **FineTunedEstimatorBase._parameter_constraints,
         "label_smoothing": [Interval(Real, 0, 1, closed="left")],
