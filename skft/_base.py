@@ -88,6 +88,7 @@ class FineTunedEstimatorBase(
     def __init__(
         self,
         backbone="efficientnet_lite0",
+        *,
         weights="DEFAULT",
         mode="repurpose",
         trainable_layers=1,

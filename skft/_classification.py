@@ -160,6 +160,7 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
     def __init__(
         self,
         backbone="efficientnet_lite0",
+        *,
         weights="DEFAULT",
         mode="repurpose",
         trainable_layers=1,
