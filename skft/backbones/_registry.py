@@ -8,6 +8,7 @@ from typing import Callable
 from torch import nn
 
 from . import _efficientnet_lite
+from . import _torchvision as tv
 from ._digest import module_digest, qualified_name
 from ._splitting import split_children
 from ._types import IMAGENET_MEAN, IMAGENET_STD, POOLINGS, BackboneParts, Preprocessing
@@ -69,8 +70,6 @@ def _shipped_specs():
 
 
 def _torchvision_spec(name):
-    from . import _torchvision as tv
-
     return BackboneSpec(
         name=name,
         build=lambda weights: tv.build_torchvision_model(name, weights),
@@ -83,8 +82,6 @@ def _torchvision_spec(name):
 
 
 def _torchvision_names():
-    from . import _torchvision as tv
-
     return tv.torchvision_model_names()
 
 
