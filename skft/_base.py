@@ -1,6 +1,7 @@
 """Shared estimator logic: parameters, validation, the fit skeleton, the skorch net."""
 
 import copy
+import dataclasses
 import os
 from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
@@ -20,6 +21,7 @@ from torch import nn
 
 from ._cache import frozen_activations, frozen_text_activations, prefix_key
 from ._clone import SharesModuleOnClone
+from ._saving import SavedAsModelFile
 from ._images.augment import augmentation_enabled, training_collate
 from ._images.source import at_image_size
 from ._modality import check_modality_params, check_samples
@@ -33,7 +35,6 @@ from ._nn.lifecycle import (
     fit_reporting_interrupt,
     keeps_previous_fit_on_error,
 )
-from ._nn.model_file import save_model
 from ._nn.optim import LR_SCHEDULES, OPTIMIZERS, SGD_MOMENTUM, TrainableOnly, param_groups, schedule_callback
 from ._nn.precision import PRECISIONS, check_precision, fp16_loss_scaling
 from ._nn.regularizers import L2SPPenalty, block_drift, snapshot_trainable
@@ -43,7 +44,9 @@ from .backbones import RegistrationTravelsMixin, backbone_modality, resolve_back
 from .callbacks import GradualUnfreezing
 
 
-class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, BaseEstimator, metaclass=ABCMeta):
+class FineTunedEstimatorBase(
+    SavedAsModelFile, SharesModuleOnClone, RegistrationTravelsMixin, BaseEstimator, metaclass=ABCMeta
+):
     """Fine-tune a pretrained backbone with a new head; the shared part of every skft estimator.
 
     Subclasses define the targets (:meth:`_encode_targets`), the loss and how outputs become
@@ -88,6 +91,7 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
     def __init__(
         self,
         backbone="efficientnet_lite0",
+        *,
         weights="DEFAULT",
         mode="repurpose",
         trainable_layers=1,
@@ -276,9 +280,34 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
                 f"head must be a tuple of positive integers (hidden layer sizes), e.g. () or (256,). Got {self.head!r}."
             )
 
-    def _build_network(self, share_modules=False, generator=None):
-        resolved = resolve_backbone(self.backbone, self.weights, image_size=self.image_size,
-                                    share_modules=share_modules)
+    def _build_network(self, *, share_modules=False, read_weights=True, normalisation=None, generator=None):
+        """Build the network for this estimator's parameters: the one way ``fit`` and ``load`` build it.
+
+        Parameters
+        ----------
+        share_modules : bool, default=False
+            Use the process's kept pretrained modules for frozen blocks (CPU fits; see
+            :func:`skft.backbones.resolve_backbone`).
+        read_weights : bool, default=True
+            False builds the skeleton for ``weights`` without reading them (``load`` copies the saved
+            tensors in afterwards).
+        normalisation : dict, optional
+            ``{"mean": ..., "std": ...}`` replacing the backbone's (a model file's saved values).
+        generator : torch.Generator, optional
+            Draws the head's initial values.
+
+        Returns
+        -------
+        FineTuneNetwork
+        """
+        resolved = resolve_backbone(
+            self.backbone, self.weights, image_size=self.image_size, share_modules=share_modules,
+            read_weights=read_weights,
+        )
+        if normalisation is not None:
+            resolved = dataclasses.replace(
+                resolved, preprocessing=dataclasses.replace(resolved.preprocessing, **normalisation)
+            )
         self.image_size_ = self.image_size or getattr(resolved.preprocessing, "image_size", None)
         network = build_network(
             resolved,
@@ -425,33 +454,6 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         if self.lr_schedule is not None:
             callbacks.append(("lr_schedule", schedule_callback(self.lr_schedule, total_steps)))
         return callbacks
-
-    def save(self, path):
-        """Save the fitted estimator to one file that loading can never run code from.
-
-        The file is a safetensors file: the network's weights as tensors, and in its metadata, as JSON,
-        the parameters, the fitted attributes (classes, target scaling, preprocessing, history), the
-        skft version and the backbone's identity. Read it back with :func:`skft.load`. The write is
-        atomic: an interrupted save leaves any previous file at ``path`` intact.
-
-        Parameters
-        ----------
-        path : str or path-like
-            Where to write, e.g. ``"model.skft"``.
-
-        Returns
-        -------
-        self
-
-        Raises
-        ------
-        TypeError
-            When a parameter is not a plain value (an ``nn.Module`` backbone, callbacks, a
-            ``RandomState``, an optimizer class outside ``torch.optim``); the message names it.
-            pickle and joblib store such estimators, for files you trust.
-        """
-        save_model(self, path)
-        return self
 
     # -- prediction ------------------------------------------------------------------------
 

@@ -158,6 +158,8 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
     (2,)
     """
 
+    _saved_attributes = FineTunedEstimatorBase._saved_attributes + ("classes_",)
+
     _parameter_constraints = {
         **FineTunedEstimatorBase._parameter_constraints,
         "label_smoothing": [Interval(Real, 0, 1, closed="left")],
@@ -167,6 +169,7 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
     def __init__(
         self,
         backbone="efficientnet_lite0",
+        *,
         weights="DEFAULT",
         mode="repurpose",
         trainable_layers=1,

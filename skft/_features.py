@@ -74,8 +74,18 @@ class BackboneFeatures(SharesModuleOnClone, RegistrationTravelsMixin, ClassNameP
         "num_workers": [Interval(Integral, 0, None, closed="left")],
     }
 
-    def __init__(self, backbone="efficientnet_lite0", weights="DEFAULT", feature_layer=-1, image_size=None,
-                 max_length=None, batch_size=64, device="auto", num_workers=0):
+    def __init__(
+        self,
+        backbone="efficientnet_lite0",
+        *,
+        weights="DEFAULT",
+        feature_layer=-1,
+        image_size=None,
+        max_length=None,
+        batch_size=64,
+        device="auto",
+        num_workers=0,
+    ):
         self.backbone = backbone
         self.weights = weights
         self.feature_layer = feature_layer

@@ -38,6 +38,8 @@ class FineTunedRegressor(RegressorMixin, FineTunedEstimatorBase):
     (3,)
     """
 
+    _saved_attributes = FineTunedEstimatorBase._saved_attributes + ("target_mean_", "target_scale_", "n_targets_", "target_ndim_")
+
     def _encode_targets(self, y):
         y = np.asarray(y)
         check_no_missing_targets(y)
