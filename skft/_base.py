@@ -54,7 +54,7 @@ class FineTunedEstimatorBase(
     """
 
     _parameter_constraints = {
-        "backbone": [str, nn.Module],
+        "backbone": [str, os.PathLike, nn.Module],
         "weights": [str, os.PathLike, None],
         "mode": [StrOptions(set(MODES))],
         "trainable_layers": [Interval(Integral, 0, None, closed="left")],

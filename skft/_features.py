@@ -64,7 +64,7 @@ class BackboneFeatures(SharesModuleOnClone, RegistrationTravelsMixin, ClassNameP
     """
 
     _parameter_constraints = {
-        "backbone": [str, nn.Module],
+        "backbone": [str, os.PathLike, nn.Module],
         "weights": [str, os.PathLike, None],
         "feature_layer": [Integral],
         "image_size": [Interval(Integral, 1, None, closed="left"), None],
