@@ -17,6 +17,7 @@ from sklearn.pipeline import make_pipeline
 from text_fixtures import make_texts, save_tiny_model
 
 import skft
+import skft.datasets
 from skft import BackboneFeatures, FineTunedClassifier, FineTunedRegressor
 from skft._base import FineTunedEstimatorBase
 from skft._cache import frozen_text_activations
