@@ -8,6 +8,7 @@ from typing import Callable
 from torch import nn
 
 from . import _efficientnet_lite
+from . import _torchvision as tv
 from ._digest import module_digest, qualified_name
 from ._splitting import split_children
 from ._text import is_text_backbone, text_backbone_names, text_backbone_spec
@@ -74,8 +75,6 @@ def _shipped_specs():
 
 
 def _torchvision_spec(name):
-    from . import _torchvision as tv
-
     return BackboneSpec(
         name=name,
         build=lambda weights: tv.build_torchvision_model(name, weights),
@@ -88,8 +87,6 @@ def _torchvision_spec(name):
 
 
 def _torchvision_names():
-    from . import _torchvision as tv
-
     return tv.torchvision_model_names()
 
 
