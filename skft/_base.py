@@ -19,11 +19,12 @@ from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 from torch import nn
 
-from ._cache import frozen_activations, prefix_key
+from ._cache import frozen_activations, frozen_text_activations, prefix_key
 from ._clone import SharesModuleOnClone
 from ._saving import SavedAsModelFile
 from ._images.augment import augmentation_enabled, training_collate
-from ._images.source import as_image_source, at_image_size
+from ._images.source import at_image_size
+from ._modality import check_modality_params, check_samples
 from ._nn.accelerate import ACCELERATE, AcceleratedNet, accelerated_device, make_accelerator
 from ._nn.assembly import MODES, build_network, count_frozen_blocks
 from ._nn.device import release_cached_gpu_memory, resolve_device
@@ -38,7 +39,8 @@ from ._nn.optim import LR_SCHEDULES, OPTIMIZERS, SGD_MOMENTUM, TrainableOnly, pa
 from ._nn.precision import PRECISIONS, check_precision, fp16_loss_scaling
 from ._nn.regularizers import L2SPPenalty, block_drift, snapshot_trainable
 from ._nn.seeding import FitGenerators, seeded_global_generator
-from .backbones import RegistrationTravelsMixin, resolve_backbone
+from ._text import TextCollate, tokenized_texts
+from .backbones import RegistrationTravelsMixin, backbone_modality, resolve_backbone
 from .callbacks import GradualUnfreezing
 
 
@@ -52,7 +54,7 @@ class FineTunedEstimatorBase(
     """
 
     _parameter_constraints = {
-        "backbone": [str, nn.Module],
+        "backbone": [str, os.PathLike, nn.Module],
         "weights": [str, os.PathLike, None],
         "mode": [StrOptions(set(MODES))],
         "trainable_layers": [Interval(Integral, 0, None, closed="left")],
@@ -65,6 +67,7 @@ class FineTunedEstimatorBase(
         "optimizer": [StrOptions(set(OPTIMIZERS)), type],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "image_size": [Interval(Integral, 1, None, closed="left"), None],
+        "max_length": [Interval(Integral, 2, None, closed="left"), None],
         "augment": ["boolean", callable],
         "num_workers": [Interval(Integral, 0, None, closed="left")],
         "early_stopping": ["boolean"],
@@ -101,6 +104,7 @@ class FineTunedEstimatorBase(
         optimizer="adamw",
         weight_decay=1e-4,
         image_size=None,
+        max_length=None,
         augment=False,
         num_workers=0,
         early_stopping=False,
@@ -133,6 +137,7 @@ class FineTunedEstimatorBase(
         self.optimizer = optimizer
         self.weight_decay = weight_decay
         self.image_size = image_size
+        self.max_length = max_length
         self.augment = augment
         self.num_workers = num_workers
         self.early_stopping = early_stopping
@@ -178,17 +183,20 @@ class FineTunedEstimatorBase(
 
     @keeps_previous_fit_on_error
     def fit(self, X, y, sample_weight=None):
-        """Fine-tune the backbone and train the head on images ``X`` and targets ``y``.
+        """Fine-tune the backbone and train the head on images or texts ``X`` and targets ``y``.
 
         Parameters
         ----------
-        X : array-like of images, or sequence of file paths or PIL images
-            An array ``(N, H, W)``, ``(N, H, W, C)`` or ``(N, C, H, W)`` (uint8 0..255 or float
-            0..1); or a list, array or pandas Series of image file paths, PIL images or arrays of
-            different sizes, read batch by batch. Images of any size are resized to ``image_size``.
+        X : array-like of images, sequence of file paths or PIL images, or sequence of str
+            Image backbones: an array ``(N, H, W)``, ``(N, H, W, C)`` or ``(N, C, H, W)`` (uint8
+            0..255 or float 0..1); or a list, array or pandas Series of image file paths, PIL
+            images or arrays of different sizes, read batch by batch. Images of any size are
+            resized to ``image_size``. Text backbones: a list, 1-D array or pandas Series of str
+            (empty strings allowed), tokenised once per fit, each text at its own length
+            (truncated to ``max_length`` tokens, with a warning).
         y : array-like of shape (N,) or (N, n_targets)
         sample_weight : array-like of shape (N,), optional
-            Per-image weights of the loss.
+            Per-sample weights of the loss.
 
         Returns
         -------
@@ -203,11 +211,15 @@ class FineTunedEstimatorBase(
         """
         self._validate_params()
         self._check_head()
-        images = as_image_source(X)
+        modality = backbone_modality(self.backbone)
+        check_modality_params(self, modality, self.backbone)
+        samples = check_samples(X, modality, self.backbone)
         targets = self._encode_targets(y)
-        if len(targets) != len(images):
-            raise ValueError(f"X and y have different lengths: {len(images)} images but {len(targets)} targets.")
-        weights = _check_sample_weight(sample_weight, np.empty(len(images)), dtype=np.float32)
+        if len(targets) != len(samples):
+            raise ValueError(
+                f"X and y have different lengths: {len(samples)} {modality}s but {len(targets)} targets."
+            )
+        weights = _check_sample_weight(sample_weight, np.empty(len(samples)), dtype=np.float32)
         weights = weights * self._target_weights(targets)
         packed = torch.from_numpy(np.column_stack([targets, weights]).astype(np.float32))
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
@@ -220,14 +232,15 @@ class FineTunedEstimatorBase(
             # Frozen pretrained modules are shared between CPU networks while they fit; a continued
             # fit copies trained weights into its blocks, so it must own them.
             network = self._build_network(share_modules=device == "cpu" and not continues, generator=generators.head)
-            images = at_image_size(images, self.image_size_)
+            if modality == "image":
+                samples = at_image_size(samples, self.image_size_)
             # Before a continued fit copies the previous weights in: L2-SP and drift_ measure from the pretrained ones.
             starting_values = snapshot_trainable(network)
             if continues:
                 continue_from(network, self.net_.module_)
             # A continued fit may start from frozen blocks that trained before: no cached activations.
             self.prefix_key_ = None if continues else self._prefix_key(network)
-            inputs = self._network_inputs(network, images, device)
+            inputs = self._network_inputs(network, samples, device)
             train, valid = self._split_validation(packed, seed)
             valid_dataset = Dataset(_take(inputs, valid), packed[valid]) if valid is not None else None
             net = self._make_net(
@@ -295,10 +308,11 @@ class FineTunedEstimatorBase(
             resolved = dataclasses.replace(
                 resolved, preprocessing=dataclasses.replace(resolved.preprocessing, **normalisation)
             )
-        self.image_size_ = self.image_size or resolved.preprocessing.image_size
+        self.image_size_ = self.image_size or getattr(resolved.preprocessing, "image_size", None)
         network = build_network(
             resolved,
             image_size=self.image_size_,
+            max_length=self.max_length,
             feature_layer=self.feature_layer,
             n_frozen_for=lambda n_blocks: count_frozen_blocks(
                 self.mode, self.trainable_layers, n_blocks, resolved.name
@@ -310,6 +324,7 @@ class FineTunedEstimatorBase(
             precision=self.precision,
             generator=generator,
         )
+        self.max_length_ = getattr(network.normalizer, "max_length", None)
         self.backbone_name_ = resolved.name
         self.block_names_ = [name for name, _ in network.backbone.named_children()]
         self.n_frozen_blocks_ = network.n_frozen
@@ -330,13 +345,25 @@ class FineTunedEstimatorBase(
             return None
         return prefix_key(network, self.precision)
 
-    def _network_inputs(self, network, images, device):
-        """What the network is fed: frozen-prefix activations when cached, else the images.
+    def _network_inputs(self, network, samples, device):
+        """What the network is fed: frozen-prefix activations when cached, else the images or token ids.
 
+        Texts are tokenised here, once, each at its own length: without the cache the network gets
+        ``{"X": token ids per text}``, which batches pad (:class:`skft._text.TextCollate`).
         The key is computed again from ``network`` as it is now, so a fitted network edited in place
         since its fit never reads, or writes, the entries of what it was.
         """
         key = None if self.prefix_key_ is None else self._prefix_key(network)
+        if network.modality == "text":
+            texts = tokenized_texts(samples, network.normalizer)
+            if key is None:
+                return {"X": texts.ids}
+            network.to(device)
+            activations = frozen_text_activations(
+                network, texts, key=key, device=device, batch_size=max(self.batch_size, 64), cache_dir=self.cache_dir
+            )
+            return {"X": activations, "start_block": torch.full((len(texts),), network.cache_start)}
+        images = samples
         if key is None:
             return images
         network.to(device)
@@ -395,14 +422,23 @@ class FineTunedEstimatorBase(
             iterator_train__generator=generators and generators.batches,
             # Iterating a data loader draws a seed from its generator: prediction must not draw from the global one.
             iterator_valid__generator=torch.Generator(),
-            iterator_train__collate_fn=training_collate(
-                self.augment, self.image_size_, generators and generators.augmentation
-            ),
+            **self._collate(network, generators),
             iterator_train__num_workers=self.num_workers,
             iterator_valid__num_workers=self.num_workers,
             **optimizer_kwargs,
             **placement,
         )
+
+    def _collate(self, network, generators):
+        """How batches are made: padded per batch for text, augmented (when asked) for images."""
+        if network.modality == "text":
+            collate = TextCollate(network.normalizer.preprocessing.pad_token_id)
+            return {"iterator_train__collate_fn": collate, "iterator_valid__collate_fn": collate}
+        return {
+            "iterator_train__collate_fn": training_collate(
+                self.augment, self.image_size_, generators and generators.augmentation
+            )
+        }
 
     def _callbacks(self, n_blocks, total_steps):
         """The user's callbacks (copied), then early stopping, warm-up and the LR schedule."""
@@ -422,10 +458,11 @@ class FineTunedEstimatorBase(
     # -- prediction ------------------------------------------------------------------------
 
     def _network_outputs(self, X):
-        """Raw network outputs (logits or standardised values) for images ``X`` as a numpy array."""
+        """Raw network outputs (logits or standardised values) for images or texts ``X`` as a numpy array."""
         check_is_fitted(self)
-        images = as_image_source(X, self.image_size_)
-        inputs = self._network_inputs(self.net_.module_, images, str(self.net_.device))
+        network = self.net_.module_
+        samples = check_samples(X, network.modality, self.backbone, self.image_size_)
+        inputs = self._network_inputs(network, samples, str(self.net_.device))
         return self.net_.forward(inputs, training=False).numpy()
 
 

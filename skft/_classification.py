@@ -46,7 +46,13 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         Side of the square images the network sees; ``None``: the backbone's own size (224 for
         the default). Smaller is much faster. Images of any size, smaller ones too, are resized
         to it; ``image_size`` itself must be one the backbone accepts (see
-        :func:`skft.describe_backbone`: at least 32 for EfficientNet-Lite).
+        :func:`skft.describe_backbone`: at least 32 for EfficientNet-Lite). Image backbones only:
+        a text backbone refuses it.
+    max_length : int or None, default=None
+        Text backbones: tokens per text (special tokens included) beyond which a text is
+        truncated, with a warning; ``None``: the backbone's own (256 for ``"all-MiniLM-L6-v2"``).
+        Batches are padded to their own longest text, not to ``max_length``. An image backbone
+        refuses it.
     augment : bool or callable, default=False
         Random changes to training images, drawn anew each epoch: ``True`` crops a random 70-100%
         of each image (resized back to ``image_size``) and flips half of them left to right, which
@@ -121,7 +127,10 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         estimator's own: editing it (training it further, ``.half()``) changes no other fit.
     history_ : skorch.History
         Per-epoch losses and timings; a ``warm_start`` fit appends its epochs to the previous ones.
-    image_size_ : int
+    image_size_ : int or None
+        None for a text backbone.
+    max_length_ : int or None
+        Text backbones: the tokens per text used; None for images.
     backbone_name_ : str
     block_names_ : list of str
         The blocks kept, up to ``feature_layer``.
@@ -173,6 +182,7 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         optimizer="adamw",
         weight_decay=1e-4,
         image_size=None,
+        max_length=None,
         augment=False,
         num_workers=0,
         early_stopping=False,
@@ -208,6 +218,7 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
             optimizer=optimizer,
             weight_decay=weight_decay,
             image_size=image_size,
+            max_length=max_length,
             augment=augment,
             num_workers=num_workers,
             early_stopping=early_stopping,

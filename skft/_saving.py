@@ -16,6 +16,11 @@ writes; set it again with ``set_params``), ``num_workers`` as 0, and refuses a `
 :data:`MAX_BATCH_SIZE` or an image size above :data:`MAX_IMAGE_SIZE`. The activation-cache key of a
 loaded model is computed from its rebuilt network, never read from the file (the ``prefix_key_``
 that files of earlier versions hold is ignored).
+
+For a text backbone the file's ``preprocessing`` holds the tokenizer's identity (the digest of its
+files, class and lower-casing) and ``max_length``, never the tokenizer itself: loading reads the
+tokenizer from the backbone's package or directory, as ``fit`` did, and refuses a file whose
+tokenizer identity differs from the one found there.
 """
 
 from numbers import Integral
@@ -26,6 +31,7 @@ from skorch.history import History
 from .backbones import describe_mismatch
 from ._nn.regularizers import snapshot_trainable
 from ._nn.device import resolve_device
+from ._nn.network import TextInput
 from ._nn.model_file import from_json, history_to_json, plain_tensors, to_json, write_model_file
 
 #: The largest ``batch_size`` a model file may set.
@@ -83,12 +89,11 @@ class SavedAsModelFile:
                 f"save supports skft's own estimators, not subclasses of them. Got {type(self).__qualname__}. Use "
                 "pickle or joblib for files you trust."
             )
-        normalizer = self.net_.module_.normalizer
         document = {
             "estimator": type(self).__name__,
             "params": {key: to_json(value, key, _FIXES.get(key)) for key, value in self.get_params(deep=False).items()},
             "fitted": {key: to_json(getattr(self, key), key) for key in self._saved_attributes},
-            "preprocessing": {"mean": normalizer.mean.flatten().tolist(), "std": normalizer.std.flatten().tolist()},
+            "preprocessing": _saved_preprocessing(self.net_.module_.normalizer),
             "history": history_to_json(self.history_),
         }
         write_model_file(path, plain_tensors(self.net_.module_.state_dict()), document)
@@ -119,7 +124,9 @@ class SavedAsModelFile:
             estimator._validate_params()
             saved = {key: from_json(document["fitted"][key]) for key in cls._saved_attributes}
             vars(estimator).update(saved)
-            normalisation = {key: tuple(document["preprocessing"][key]) for key in ("mean", "std")}
+            preprocessing = document["preprocessing"]
+            text = "tokenizer_digest" in preprocessing
+            normalisation = None if text else {key: tuple(preprocessing[key]) for key in ("mean", "std")}
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(
                 f"model file {path!r} has damaged or foreign parameters ({type(error).__name__}: {error}). Save the "
@@ -127,6 +134,8 @@ class SavedAsModelFile:
             ) from None
         _check_sizes(estimator, path)
         network = _rebuild(estimator, normalisation, saved, path)
+        if text:
+            _check_tokenizer(network.normalizer, preprocessing, estimator.backbone, path)
         problem = describe_mismatch(
             network.state_dict(), tensors, source="the file", target=f"backbone {estimator.backbone!r} as built here"
         )
@@ -164,6 +173,24 @@ def _rebuild(estimator, normalisation, saved, path):
             f"{built} here. Register {backbone!r} as it was when the model was saved."
         )
     return network
+
+
+def _saved_preprocessing(normalizer):
+    """What a model file keeps of the network's input side: mean and std, or the tokenizer's identity."""
+    if isinstance(normalizer, TextInput):
+        return {"tokenizer_digest": normalizer.preprocessing.tokenizer_digest, "max_length": normalizer.max_length}
+    return {"mean": normalizer.mean.flatten().tolist(), "std": normalizer.std.flatten().tolist()}
+
+
+def _check_tokenizer(text_input, saved, backbone, path):
+    """Refuse a text model whose tokenizer, as found here, is not the one it was trained with."""
+    found = {"tokenizer_digest": text_input.preprocessing.tokenizer_digest, "max_length": text_input.max_length}
+    if saved != found:
+        raise ValueError(
+            f"model file {path!r} was trained with another tokenizer or max_length than backbone {backbone!r} has "
+            f"here: the file has {saved}, the backbone's files give {found}. Load it where the backbone's tokenizer "
+            "files are those it was saved with (the same package version or model directory)."
+        )
 
 
 def _check_sizes(estimator, path):

@@ -20,7 +20,7 @@ PACKAGE = Path(skft.__file__).parent
 LAYERS = [
     ("backbones",),
     ("_nn", "callbacks"),
-    ("_images", "_text"),
+    ("_images", "_text", "_modality"),
     ("_cache",),
     ("_base", "_clone", "_saving", "_targets"),
     ("_classification", "_regression", "_features"),
