@@ -24,7 +24,7 @@ from ._clone import SharesModuleOnClone
 from ._saving import SavedAsModelFile
 from ._images.augment import augmentation_enabled, training_collate
 from ._images.source import at_image_size
-from ._modality import check_modality_params, check_samples
+from ._modality import check_modality_params, check_samples, set_input_tags
 from ._nn.accelerate import ACCELERATE, AcceleratedNet, accelerated_device, make_accelerator
 from ._nn.assembly import MODES, build_network, count_frozen_blocks
 from ._nn.device import release_cached_gpu_memory, resolve_device
@@ -178,6 +178,10 @@ class FineTunedEstimatorBase(
     def _target_weights(self, targets):
         """Per-sample weights implied by the targets (class weights); ones by default."""
         return np.ones(len(targets), dtype=np.float32)
+
+    def __sklearn_tags__(self):
+        """scikit-learn's tags: ``X`` is images (or texts for a text backbone); see :func:`set_input_tags`."""
+        return set_input_tags(super().__sklearn_tags__(), self.backbone)
 
     # -- fitting -----------------------------------------------------------------------------
 
