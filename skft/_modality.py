@@ -8,6 +8,7 @@ other's input, and the parameters of the other modality, with an error that name
 import os
 
 import numpy as np
+import scipy.sparse
 
 from ._images.source import as_image_source
 from ._text import check_texts
@@ -35,6 +36,11 @@ def check_samples(X, modality, backbone, image_size=None):
     list of str, Tensor or LazyImages
         The texts, or the image source.
     """
+    if scipy.sparse.issparse(X):
+        raise TypeError(
+            f"X is a sparse {type(X).__name__} of shape {X.shape}: a table, but backbone={backbone!r} reads "
+            f"{'texts (a sequence of str)' if modality == 'text' else 'images'}. Sparse input is not supported."
+        )
     if modality == "text":
         return check_texts(X)
     _refuse_texts(X, backbone)
