@@ -268,7 +268,10 @@ def _training_data(args, modality):
                              f"(--text-column, --label-column), not the folder {str(data)!r}")
         from .text_table import texts_and_labels
 
-        return texts_and_labels(data, args.text_column, args.label_column, args.cv)
+        try:
+            return texts_and_labels(data, args.text_column, args.label_column, args.cv)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
     if data.is_file() and data.suffix.lower() in (".csv", ".tsv", ".txt"):
         raise UsageError(f"backbone {args.backbone!r} reads images from a folder of class folders; for the texts in "
                          f"{str(data)!r}, choose a text backbone, e.g. --backbone all-MiniLM-L6-v2")
@@ -303,7 +306,10 @@ def _predict_texts(model, args):
     """Predict the texts of ``args.text_column`` in each CSV file of ``args.paths``."""
     from .text_table import read_csv_columns
 
-    texts = [text for path in args.paths for text in read_csv_columns(path, [args.text_column], ["--text-column"])[0]]
+    try:
+        texts = [text for path in args.paths for text in read_csv_columns(path, [args.text_column], ["--text-column"])[0]]
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     _write_predictions(args.text_column, texts, model.classes_, model.predict_proba(texts))
 
 

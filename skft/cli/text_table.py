@@ -1,11 +1,12 @@
-"""Texts (and labels) read from a CSV file for ``skft fit`` and ``skft predict`` with a text backbone."""
+"""Texts (and labels) read from a CSV file for ``skft fit`` and ``skft predict`` with a text backbone.
+
+Bad files raise ``ValueError`` with a one-line message, which the command reports as a usage error.
+"""
 
 import difflib
 from pathlib import Path
 
 import numpy as np
-
-from .main import UsageError
 
 
 def read_csv_columns(path, columns, option_names):
@@ -28,19 +29,19 @@ def read_csv_columns(path, columns, option_names):
 
     path = Path(path)
     if not path.is_file():
-        raise UsageError(f"{str(path)!r} is not a file; a text backbone reads a CSV file with a text column")
+        raise ValueError(f"{str(path)!r} is not a file; a text backbone reads a CSV file with a text column")
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as error:
-        raise UsageError(f"cannot read {str(path)!r} as CSV ({type(error).__name__}: {error})") from None
+        raise ValueError(f"cannot read {str(path)!r} as CSV ({type(error).__name__}: {error})") from None
     present = [str(name) for name in frame.columns]
     for column, option in zip(columns, option_names):
         if column not in present:
             close = difflib.get_close_matches(column, present, n=1, cutoff=0.6)
             hint = f"; did you mean {option} {close[0]}?" if close else f"; choose one with {option}"
-            raise UsageError(f"{option} {column!r} is not a column of {str(path)!r}, whose columns are {present}{hint}")
+            raise ValueError(f"{option} {column!r} is not a column of {str(path)!r}, whose columns are {present}{hint}")
     if frame.empty:
-        raise UsageError(f"{str(path)!r} has no rows")
+        raise ValueError(f"{str(path)!r} has no rows")
     return [frame[column].to_numpy(dtype=object) for column in columns]
 
 
@@ -62,14 +63,14 @@ def texts_and_labels(path, text_column, label_column, min_per_class):
     texts, labels = read_csv_columns(path, [text_column, label_column], ["--text-column", "--label-column"])
     empty = np.flatnonzero(labels == "")
     if len(empty):
-        raise UsageError(
+        raise ValueError(
             f"{len(empty)} row(s) of {str(path)!r} have no label in column {label_column!r} (first: data row "
             f"{empty[0] + 1}); fill them in or remove those rows"
         )
     classes, counts = np.unique(labels, return_counts=True)
     if len(classes) < 2:
-        raise UsageError(f"column {label_column!r} of {str(path)!r} holds {len(classes)} label(s); it needs at least 2")
+        raise ValueError(f"column {label_column!r} of {str(path)!r} holds {len(classes)} label(s); it needs at least 2")
     small = {str(name): int(count) for name, count in zip(classes, counts) if count < min_per_class}
     if small:
-        raise UsageError(f"labels {small} have fewer rows than the {min_per_class} cross-validation folds")
+        raise ValueError(f"labels {small} have fewer rows than the {min_per_class} cross-validation folds")
     return texts, labels
