@@ -47,12 +47,12 @@ def _timed_search(estimator, X, y):
     return time.perf_counter() - start, search.best_score_
 
 
-def _skorch(module, pad_token_id, generator=None, **kwargs):
+def _skorch(module, collate=None, generator=None, **kwargs):
     return NeuralNetClassifier(
         module, criterion=torch.nn.CrossEntropyLoss, optimizer=trainable_only(torch.optim.AdamW),
         optimizer__weight_decay=1e-4, max_epochs=EPOCHS, train_split=None, iterator_train__shuffle=True,
-        iterator_train__collate_fn=PadBatch(pad_token_id), iterator_valid__collate_fn=PadBatch(pad_token_id),
-        iterator_train__generator=generator, verbose=0, **kwargs,
+        iterator_train__collate_fn=collate, iterator_valid__collate_fn=collate, iterator_train__generator=generator,
+        verbose=0, **kwargs,
     )
 
 
@@ -66,14 +66,14 @@ def compare(texts, labels, mode):
     clear_cache()
     skft_time, skft_score = _timed_search(_skft(mode), texts, labels)
     ids, pad = tokenize(texts)  # the peer's tokenising is free
-    peer_time, peer_score = _timed_search(_skorch(PeerTextNetwork, pad, module__n_frozen=n_frozen), ids, labels)
+    peer_time, peer_score = _timed_search(_skorch(PeerTextNetwork, PadBatch(pad), module__n_frozen=n_frozen), ids,
+                                          labels)
     states = frozen_states(n_frozen, ids, pad)  # the reference's compute-once step is free too
     if mode == "feature_extraction":
-        reference = _skorch(torch.nn.Linear, pad, module__in_features=WIDTH, module__out_features=2,
-                            iterator_train__collate_fn=None, iterator_valid__collate_fn=None)
+        reference = _skorch(torch.nn.Linear, module__in_features=WIDTH, module__out_features=2)
         ref_time, ref_score = _timed_search(reference, torch.stack(list(states)), labels)
     else:
-        reference = _skorch(PeerTextNetwork, pad, module__n_frozen=n_frozen, module__start_frozen=False)
+        reference = _skorch(PeerTextNetwork, PadBatch(pad), module__n_frozen=n_frozen, module__start_frozen=False)
         ref_time, ref_score = _timed_search(reference, states, labels)
     print(f"{mode:<18} skft {skft_time:7.1f} s ({skft_score:.3f})  peer {peer_time:7.1f} s ({peer_score:.3f})  "
           f"reference {ref_time:6.1f} s ({ref_score:.3f})  peer/skft {peer_time / skft_time:5.1f}x  "
@@ -90,7 +90,7 @@ def same_loss_history(texts, labels, mode, lr=1e-3, batch_size=16):
     generators = FitGenerators(seed)
     head = build_head(WIDTH, (), 2, 0.0, generators.head)[-1].state_dict()  # skft's head, as skft draws it
     ids, pad = tokenize(texts)
-    peer = _skorch(PeerTextNetwork, pad, generator=generators.batches, module__n_frozen=n_frozen,
+    peer = _skorch(PeerTextNetwork, PadBatch(pad), generator=generators.batches, module__n_frozen=n_frozen,
                    module__head_state=head, lr=lr, batch_size=batch_size)
     peer.initialize()
     with torch.random.fork_rng():
