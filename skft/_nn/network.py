@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..backbones import TEXT_POOLINGS, TextPool, TextState
+from ..backbones._digest import remember_copied_digests
 from .precision import autocast_context
 
 
@@ -284,7 +285,9 @@ class FineTuneNetwork(nn.Module):
         place) cannot reach another fit.
         """
         for name, block in list(self.backbone.named_children())[: self.n_frozen]:
-            setattr(self.backbone, name, copy.deepcopy(block))
+            copied = copy.deepcopy(block)
+            remember_copied_digests(block, copied)
+            setattr(self.backbone, name, copied)
 
     def set_trainable_blocks(self, n_trainable):
         """Train only the last ``n_trainable`` of the blocks after the frozen prefix.
