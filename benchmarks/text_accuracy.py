@@ -68,6 +68,7 @@ def run_seed(seed, args):
         start = time.perf_counter()
         row[name] = make().fit(X_train, y_train).score(X_test, y_test)
         row[f"{name}_time"] = time.perf_counter() - start
+        print(f"seed {seed}: {name} {row[name]:.3f} ({row[f'{name}_time']:.0f} s)", flush=True)
     clear_cache()
     search = skft_search(seed, GRIDS[args.grid], args.epochs, args.head_lr_scale)
     start = time.perf_counter()
