@@ -28,6 +28,7 @@ from ._modality import check_modality_params, check_samples
 from ._nn.accelerate import ACCELERATE, AcceleratedNet, accelerated_device, make_accelerator
 from ._nn.assembly import MODES, build_network, count_frozen_blocks
 from ._nn.device import release_cached_gpu_memory, resolve_device
+from ._nn.lora import lora_settings, merge_adapters
 from ._nn.lifecycle import (
     continue_from,
     continued_history,
@@ -57,7 +58,7 @@ class FineTunedEstimatorBase(
         "backbone": [str, os.PathLike, nn.Module],
         "weights": [str, os.PathLike, None],
         "mode": [StrOptions(set(MODES))],
-        "trainable_layers": [Interval(Integral, 0, None, closed="left")],
+        "trainable_layers": [Interval(Integral, 0, None, closed="left"), None],
         "feature_layer": [Integral],
         "head": [tuple, list],
         "dropout": [Interval(Real, 0, 1, closed="left")],
@@ -86,6 +87,9 @@ class FineTunedEstimatorBase(
         "bn_trainable": ["boolean"],
         "warm_start": ["boolean"],
         "precision": [StrOptions(set(PRECISIONS))],
+        "lora_rank": [Interval(Integral, 1, None, closed="left")],
+        "lora_alpha": [Interval(Real, 0, None, closed="neither"), None],
+        "lora_dropout": [Interval(Real, 0, 1, closed="left")],
     }
 
     def __init__(
@@ -123,6 +127,9 @@ class FineTunedEstimatorBase(
         bn_trainable=False,
         warm_start=False,
         precision="fp32",
+        lora_rank=8,
+        lora_alpha=None,
+        lora_dropout=0.0,
     ):
         self.backbone = backbone
         self.weights = weights
@@ -156,6 +163,9 @@ class FineTunedEstimatorBase(
         self.bn_trainable = bn_trainable
         self.warm_start = warm_start
         self.precision = precision
+        self.lora_rank = lora_rank
+        self.lora_alpha = lora_alpha
+        self.lora_dropout = lora_dropout
 
     # -- hooks for subclasses -------------------------------------------------------------
 
@@ -211,6 +221,7 @@ class FineTunedEstimatorBase(
         """
         self._validate_params()
         self._check_head()
+        self._check_mode()
         modality = backbone_modality(self.backbone)
         check_modality_params(self, modality, self.backbone)
         samples = check_samples(X, modality, self.backbone)
@@ -247,6 +258,8 @@ class FineTunedEstimatorBase(
                 network, valid_dataset, len(train), device, starting_values, accelerator, generators
             )
             interrupted = fit_reporting_interrupt(net, _take(inputs, train), packed[train])
+        # Adapters are added into the weights: prediction runs the plain layers.
+        merge_adapters(network)
         if torch.device(device).type == "cpu":
             # Frozen blocks were the kept pretrained modules during the fit (what makes many fits cheap); the
             # fitted network is the estimator's own. (Moving a network to a GPU already copied them.)
@@ -273,6 +286,28 @@ class FineTunedEstimatorBase(
     def _continues_previous_fit(self):
         """Whether this fit starts from the weights of the previous one (``warm_start=True`` after a fit)."""
         return self.warm_start and hasattr(self, "net_")
+
+    def _check_mode(self):
+        """Refuse parameters that contradict ``mode`` (each error names the parameter and the fix)."""
+        if self.trainable_layers is None and self.mode != "lora":
+            raise ValueError(
+                f"trainable_layers=None means every block only with mode='lora'; mode={self.mode!r} needs an integer "
+                "(0 trains the head alone). Pass an integer, or mode='full' to train every block."
+            )
+        if self.mode != "lora":
+            return
+        for name, value, why in (
+            ("l2sp_alpha", self.l2sp_alpha > 0, "the pretrained weights stay frozen, so there is nothing to pull back "
+             "to them (the adapters are the whole change; lora_rank bounds it)"),
+            ("bn_trainable", self.bn_trainable, "LoRA leaves every pretrained tensor, BatchNorm statistics included, "
+             "as it was"),
+            ("warm_start", self._continues_previous_fit(), "a continued fit would add new adapters onto merged ones"),
+        ):
+            if value:
+                raise ValueError(
+                    f"{name}={getattr(self, name)!r} does not apply to mode='lora': {why}. Leave {name} at its "
+                    "default, or choose mode='repurpose' or 'full'."
+                )
 
     def _check_head(self):
         if not all(isinstance(size, Integral) and size > 0 for size in self.head):
@@ -323,12 +358,21 @@ class FineTunedEstimatorBase(
             bn_trainable=self.bn_trainable,
             precision=self.precision,
             generator=generator,
+            lora=self._lora_settings(),
         )
         self.max_length_ = getattr(network.normalizer, "max_length", None)
         self.backbone_name_ = resolved.name
         self.block_names_ = [name for name, _ in network.backbone.named_children()]
         self.n_frozen_blocks_ = network.n_frozen
         return network
+
+    def _lora_settings(self):
+        """The resolved adapter settings with ``mode="lora"`` (``lora_alpha_`` is set), else None."""
+        if self.mode != "lora":
+            return None
+        settings = lora_settings(self.lora_rank, self.lora_alpha, self.lora_dropout)
+        self.lora_alpha_ = settings["alpha"]
+        return settings
 
     def _split_validation(self, packed, seed):
         """Training and early-stopping indices (``validation_fraction``, stratified for classifiers)."""

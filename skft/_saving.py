@@ -31,6 +31,7 @@ from skorch.history import History
 from .backbones import describe_mismatch
 from ._nn.regularizers import snapshot_trainable
 from ._nn.device import resolve_device
+from ._nn.lora import merge_adapters
 from ._nn.network import TextInput
 from ._nn.model_file import from_json, history_to_json, plain_tensors, to_json, write_model_file
 
@@ -144,6 +145,8 @@ class SavedAsModelFile:
                 f"model file {path!r} was made for another backbone: {problem}. Register {estimator.backbone!r} as it "
                 "was when the model was saved."
             )
+        # A LoRA model's file holds merged weights: mark its (freshly built, zero-update) adapters merged first.
+        merge_adapters(network)
         network.load_state_dict(tensors)
         estimator.prefix_key_ = estimator._prefix_key(network)
         device = resolve_device(estimator.device if device is None else device)

@@ -8,7 +8,7 @@ from ..backbones import TextPreprocessing
 from .network import FineTuneNetwork, ImageNormalizer, TextInput, build_head
 from .precision import autocast_dtype
 
-MODES = ("full", "feature_extraction", "repurpose")
+MODES = ("full", "feature_extraction", "repurpose", "lora")
 
 
 def select_blocks(blocks, feature_layer, backbone_name):
@@ -40,9 +40,10 @@ def count_frozen_blocks(mode, trainable_layers, n_blocks, backbone_name):
 
     Parameters
     ----------
-    mode : {"full", "feature_extraction", "repurpose"}
-    trainable_layers : int
-        Used by ``"repurpose"``: how many of the last blocks train.
+    mode : {"full", "feature_extraction", "repurpose", "lora"}
+    trainable_layers : int or None
+        Used by ``"repurpose"`` and ``"lora"``: how many of the last blocks train (get adapters, for
+        ``"lora"``, where None or 0 means every block).
     n_blocks : int
         Blocks kept up to the feature layer.
     backbone_name : str
@@ -56,6 +57,8 @@ def count_frozen_blocks(mode, trainable_layers, n_blocks, backbone_name):
         return 0
     if mode == "feature_extraction":
         return n_blocks
+    if mode == "lora" and not trainable_layers:
+        return 0
     if not isinstance(trainable_layers, Integral) or not 0 <= trainable_layers <= n_blocks:
         raise ValueError(
             f"trainable_layers={trainable_layers!r} does not fit backbone {backbone_name!r}, which has {n_blocks} "
@@ -90,7 +93,7 @@ def input_module(resolved, *, image_size=None, max_length=None):
 
 def build_network(
     resolved, *, image_size, feature_layer, n_frozen_for, head, n_outputs, dropout, bn_trainable=False, precision="fp32",
-    generator=None, max_length=None,
+    generator=None, max_length=None, lora=None,
 ):
     """Assemble the whole network for a fit.
 
@@ -115,6 +118,9 @@ def build_network(
         What the head's initial weights are drawn from (see :func:`build_head`).
     max_length : int, optional
         Text backbones: tokens per text (``None``: the backbone's own).
+    lora : dict, optional
+        :func:`skft._nn.lora.lora_settings`: attach LoRA adapters to the trainable blocks, whose
+        pretrained tensors then stay frozen.
 
     Returns
     -------
@@ -126,6 +132,8 @@ def build_network(
         blocks, resolved.parts.pooling, torch.nn.Identity(), normalizer, n_frozen_for(len(blocks)), bn_trainable,
         autocast_dtype(precision),
     )
+    if lora is not None:
+        network.use_adapters(lora)
     network.head = build_head(feature_size(network), tuple(head), n_outputs, dropout, generator)
     return network
 

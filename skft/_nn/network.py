@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..backbones import TEXT_POOLINGS, TextPool, TextState
+from .lora import add_adapters, freeze_all_but_adapters
 from .precision import autocast_context
 
 
@@ -262,6 +263,7 @@ class FineTuneNetwork(nn.Module):
         self.n_trainable = len(self.backbone) - n_frozen
         self.bn_trainable = bn_trainable
         self.autocast_dtype = autocast_dtype
+        self.adapted = False
         for block in self.frozen_blocks():
             block.requires_grad_(False)
         self.train(False)
@@ -286,6 +288,18 @@ class FineTuneNetwork(nn.Module):
         for name, block in list(self.backbone.named_children())[: self.n_frozen]:
             setattr(self.backbone, name, copy.deepcopy(block))
 
+    def use_adapters(self, settings):
+        """Attach LoRA adapters to every block after the frozen prefix: only they (and the head) train then.
+
+        Parameters
+        ----------
+        settings : dict
+            From :func:`skft._nn.lora.lora_settings`.
+        """
+        for block in list(self.backbone)[self.n_frozen :]:
+            add_adapters(block, settings)
+        self.adapted = True
+
     def set_trainable_blocks(self, n_trainable):
         """Train only the last ``n_trainable`` of the blocks after the frozen prefix.
 
@@ -304,6 +318,8 @@ class FineTuneNetwork(nn.Module):
         for index, block in enumerate(self.backbone):
             if index >= self.n_frozen:
                 block.requires_grad_(index >= len(self.backbone) - n_trainable)
+                if self.adapted:
+                    freeze_all_but_adapters(block)
         self.train(self.training)
 
     def train(self, mode=True):
