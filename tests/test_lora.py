@@ -147,3 +147,21 @@ def test_lite0_fits_with_lora():
                               random_state=0).fit(X, y)
     assert clf.predict(X).shape == (8,)
     assert clf.drift_["head_conv"] > 0
+
+
+def test_bert_like_encoder_gets_adapters_on_its_linear_layers(tmp_path):
+    from text_fixtures import make_texts, save_tiny_model
+
+    X, y = make_texts(16)
+    backbone = save_tiny_model("bert", tmp_path / "bert")
+    clf = FineTunedClassifier(backbone, mode="lora", trainable_layers=None, lora_rank=2, max_epochs=1, batch_size=8,
+                              device="cpu", random_state=0).fit(X, y)
+    network = clf.net_.module_
+    adapted = {type(layer.base_layer).__name__ for layer in skft._nn.lora.adapter_layers(network)}
+    assert adapted == {"Linear"}
+    # The embedding block has no Linear layer: nothing of it trains.
+    assert not any(p.requires_grad for p in network.backbone.embeddings.parameters())
+    assert clf.drift_["embeddings"] == 0.0 and clf.drift_["layer_1"] > 0
+    merged = clf._network_outputs(X)
+    unmerge_adapters(network)
+    np.testing.assert_allclose(clf._network_outputs(X), merged, atol=1e-4, rtol=1e-4)
