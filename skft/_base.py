@@ -221,8 +221,8 @@ class FineTunedEstimatorBase(
         """
         self._validate_params()
         self._check_head()
-        self._check_mode()
         modality = backbone_modality(self.backbone)
+        self._check_mode(modality)
         check_modality_params(self, modality, self.backbone)
         samples = check_samples(X, modality, self.backbone)
         targets = self._encode_targets(y)
@@ -251,13 +251,18 @@ class FineTunedEstimatorBase(
                 continue_from(network, self.net_.module_)
             # A continued fit may start from frozen blocks that trained before: no cached activations.
             self.prefix_key_ = None if continues else self._prefix_key(network)
-            inputs = self._network_inputs(network, samples, device)
-            train, valid = self._split_validation(packed, seed)
-            valid_dataset = Dataset(_take(inputs, valid), packed[valid]) if valid is not None else None
-            net = self._make_net(
-                network, valid_dataset, len(train), device, starting_values, accelerator, generators
-            )
-            interrupted = fit_reporting_interrupt(net, _take(inputs, train), packed[train])
+            if self._trains_nothing():
+                net = self._make_net(network, None, 0, device, starting_values, accelerator, generators)
+                net.initialize()
+                interrupted = False
+            else:
+                inputs = self._network_inputs(network, samples, device)
+                train, valid = self._split_validation(packed, seed)
+                valid_dataset = Dataset(_take(inputs, valid), packed[valid]) if valid is not None else None
+                net = self._make_net(
+                    network, valid_dataset, len(train), device, starting_values, accelerator, generators
+                )
+                interrupted = fit_reporting_interrupt(net, _take(inputs, train), packed[train])
         # Adapters are added into the weights: prediction runs the plain layers.
         merge_adapters(network)
         if torch.device(device).type == "cpu":
@@ -287,8 +292,16 @@ class FineTunedEstimatorBase(
         """Whether this fit starts from the weights of the previous one (``warm_start=True`` after a fit)."""
         return self.warm_start and hasattr(self, "net_")
 
-    def _check_mode(self):
+    def _check_mode(self, modality):
         """Refuse parameters that contradict ``mode`` (each error names the parameter and the fix)."""
+        if self.mode == "prompt":
+            self._check_prompt_params()
+            if modality != "text":
+                raise ValueError(
+                    f"mode='prompt' classifies texts by their similarity to a text per class, but backbone="
+                    f"{self.backbone!r} reads images. For an image backbone with its weights unchanged, use "
+                    "mode='feature_extraction'."
+                )
         if self.trainable_layers is None and self.mode != "lora":
             raise ValueError(
                 f"trainable_layers=None means every block only with mode='lora'; mode={self.mode!r} needs an integer "
@@ -308,6 +321,18 @@ class FineTunedEstimatorBase(
                     f"{name}={getattr(self, name)!r} does not apply to mode='lora': {why}. Leave {name} at its "
                     "default, or choose mode='repurpose' or 'full'."
                 )
+
+    def _check_prompt_params(self):
+        """Validate the prompt parameters for ``mode="prompt"``; only classifiers have a prompt per class."""
+        raise ValueError(
+            f"mode='prompt' assigns each text the class whose prompt it is most similar to, so it needs classes: "
+            f"{type(self).__name__} predicts numbers. Use FineTunedClassifier for mode='prompt', or another mode "
+            "('feature_extraction' keeps the backbone unchanged)."
+        )
+
+    def _trains_nothing(self):
+        """Whether ``fit`` only builds the network (zero-shot prompting) instead of training it."""
+        return False
 
     def _check_head(self):
         if not all(isinstance(size, Integral) and size > 0 for size in self.head):
@@ -353,13 +378,16 @@ class FineTunedEstimatorBase(
                 self.mode, self.trainable_layers, n_blocks, resolved.name
             ),
             head=self.head,
-            n_outputs=self._n_outputs(),
+            n_outputs=None if self.mode == "prompt" else self._n_outputs(),
             dropout=self.dropout,
             bn_trainable=self.bn_trainable,
             precision=self.precision,
             generator=generator,
             lora=self._lora_settings(),
+            prompt_tokens=self.prompt_tokens if self.mode == "prompt" else 0,
         )
+        if self.mode == "prompt":
+            network.head = self._prompt_head(network)
         self.max_length_ = getattr(network.normalizer, "max_length", None)
         self.backbone_name_ = resolved.name
         self.block_names_ = [name for name, _ in network.backbone.named_children()]

@@ -1,6 +1,6 @@
 """FineTunedClassifier: a pretrained backbone fine-tuned to predict labels of any type."""
 
-from numbers import Real
+from numbers import Integral, Real
 
 import numpy as np
 import torch
@@ -12,6 +12,8 @@ from sklearn.utils.validation import column_or_1d
 
 from ._base import FineTunedEstimatorBase
 from ._nn.losses import WeightedCrossEntropy
+from ._nn.prompting import PromptHead, class_prompt_texts, pooled_embeddings
+from ._text import pad_token_ids, tokenized_texts
 from ._targets import check_no_missing_targets
 
 
@@ -26,10 +28,12 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
     weights : str, path or None, default="DEFAULT"
         ``"DEFAULT"``, a torchvision weights name, ``None`` (random initialisation) or a path to a
         ``.pth``/``.pt``/``.safetensors`` state dict.
-    mode : {"full", "feature_extraction", "repurpose", "lora"}, default="repurpose"
+    mode : {"full", "feature_extraction", "repurpose", "lora", "prompt"}, default="repurpose"
         What trains: every block; only the head; the last ``trainable_layers`` blocks and the head;
-        or low-rank adapters on the last ``trainable_layers`` blocks and the head (the pretrained
-        weights frozen; ``pip install 'skft[lora]'``; docs/modes.md).
+        low-rank adapters on the last ``trainable_layers`` blocks and the head (the pretrained
+        weights frozen; ``pip install 'skft[lora]'``); or, for text backbones, nothing but
+        ``prompt_tokens`` learned input vectors, each text getting the class whose prompt
+        (``prompt_template``) it is most similar to (docs/modes.md).
     trainable_layers : int or None, default=1
         With ``mode="repurpose"`` or ``"lora"``: how many blocks, counted back from
         ``feature_layer``, train (``"lora"``: get adapters; None or 0 there means every block).
@@ -127,6 +131,19 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         ``2 * lora_rank`` (the value used is ``lora_alpha_``).
     lora_dropout : float in [0, 1), default=0.0
         With ``mode="lora"``: dropout on the adapters' input while training.
+    prompt_template : str, default="{label}"
+        With ``mode="prompt"``: the text describing class ``c`` is
+        ``prompt_template.format(label=label_prompts.get(c, c))``; it must hold ``{label}``. A text
+        is assigned the class whose prompt's pooled, normalised embedding is most similar (cosine)
+        to its own; ``predict_proba`` is the softmax of 20 times these similarities.
+    label_prompts : dict or None, default=None
+        With ``mode="prompt"``: what replaces ``{label}`` per class (the class itself when absent),
+        e.g. ``{"fresh": "a positive review", "rotten": "a negative review"}``.
+    prompt_tokens : int, default=0
+        With ``mode="prompt"``: 0 is zero-shot (``fit`` trains nothing: it records the classes and
+        embeds their prompts); ``k > 0`` inserts k learned vectors after the first token of every
+        text's embeddings and trains only them (prompt tuning), the encoder frozen, still scoring
+        against the class prompts.
 
     Attributes
     ----------
@@ -177,6 +194,9 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         **FineTunedEstimatorBase._parameter_constraints,
         "label_smoothing": [Interval(Real, 0, 1, closed="left")],
         "class_weight": [StrOptions({"balanced"}), dict, None],
+        "prompt_template": [str],
+        "label_prompts": [dict, None],
+        "prompt_tokens": [Interval(Integral, 0, None, closed="left")],
     }
 
     def __init__(
@@ -219,6 +239,9 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         lora_rank=8,
         lora_alpha=None,
         lora_dropout=0.0,
+        prompt_template="{label}",
+        label_prompts=None,
+        prompt_tokens=0,
     ):
         super().__init__(
             backbone=backbone,
@@ -259,6 +282,32 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         )
         self.label_smoothing = label_smoothing
         self.class_weight = class_weight
+        self.prompt_template = prompt_template
+        self.label_prompts = label_prompts
+        self.prompt_tokens = prompt_tokens
+
+    def _check_prompt_params(self):
+        if "{label}" not in self.prompt_template:
+            raise ValueError(
+                f"prompt_template={self.prompt_template!r} has no '{{label}}': every class would get the same prompt. "
+                "Pass a template holding {label}, e.g. 'A {label} movie review.'."
+            )
+        try:
+            class_prompt_texts(["label"], self.prompt_template, None)
+        except (KeyError, IndexError, ValueError) as error:
+            raise ValueError(
+                f"prompt_template={self.prompt_template!r} cannot be filled in with str.format(label=...) "
+                f"({type(error).__name__}: {error}). Write other braces doubled ('{{{{', '}}}}') and keep only {{label}}."
+            ) from None
+
+    def _trains_nothing(self):
+        return self.mode == "prompt" and self.prompt_tokens == 0
+
+    def _prompt_head(self, network):
+        """The head of ``mode="prompt"``: similarities to the embeddings of each class's prompt text."""
+        texts = class_prompt_texts(self.classes_, self.prompt_template, self.label_prompts)
+        tokens = tokenized_texts(texts, network.normalizer)
+        return PromptHead(pooled_embeddings(network, pad_token_ids(tokens.ids, tokens.pad_token_id)))
 
     def _encode_targets(self, y):
         y = column_or_1d(y, warn=True)

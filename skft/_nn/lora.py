@@ -74,7 +74,6 @@ def add_adapters(block, settings):
             target_modules=targets, bias="none",
         )
         inject_adapter_in_model(config, block, adapter_name=ADAPTER)
-        freeze_all_but_adapters(block)
     return len(targets)
 
 
@@ -134,18 +133,6 @@ def is_adapter_parameter(name):
     bool
     """
     return ".lora_" in f".{name}"
-
-
-def freeze_all_but_adapters(module):
-    """Leave ``requires_grad`` on adapter matrices only (the pretrained tensors stay frozen).
-
-    Parameters
-    ----------
-    module : nn.Module
-    """
-    for name, parameter in module.named_parameters():
-        if not is_adapter_parameter(name):
-            parameter.requires_grad_(False)
 
 
 def adapter_layers(module):
