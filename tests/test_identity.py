@@ -288,7 +288,8 @@ def saved_classifier(registered, params, tmp_path):
     X, y = make_images(20)
     clf = FineTunedClassifier(backbone="file_cnn", mode="repurpose", **params).fit(X, y)
     path = tmp_path / "model.skft"
-    clf.save(path)
+    # Every tensor in the file, frozen blocks included: what a forged file could change.
+    clf.save(path, full=True)
     return path, X, y
 
 

@@ -165,3 +165,17 @@ def test_bert_like_encoder_gets_adapters_on_its_linear_layers(tmp_path):
     merged = clf._network_outputs(X)
     unmerge_adapters(network)
     np.testing.assert_allclose(clf._network_outputs(X), merged, atol=1e-4, rtol=1e-4)
+
+
+def test_lora_file_stores_adapters_and_head_only(fitted, tmp_path):
+    clf, X = fitted
+    from safetensors import safe_open
+
+    clf.save(tmp_path / "small.skft")
+    clf.save(tmp_path / "full.skft", full=True)
+    with safe_open(tmp_path / "small.skft", "pt") as handle:
+        names = set(handle.keys())
+    assert names and all(".lora_" in name or name.startswith("head.") for name in names)
+    skft.clear_cache()
+    loaded = skft.load(tmp_path / "full.skft")
+    np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), atol=1e-6)
