@@ -27,8 +27,13 @@ class BackboneFeatures(SharesModuleOnClone, RegistrationTravelsMixin, ClassNameP
 
     Parameters
     ----------
-    backbone : str or nn.Module, default="efficientnet_lite0"
+    backbone : str, path or nn.Module, default="efficientnet_lite0"
+        A name from :func:`skft.list_backbones` (image backbones, and ``"all-MiniLM-L6-v2"`` for
+        text), ``"hf:<model id>"`` or a local Hugging Face model folder for text, or your own
+        ``nn.Module``.
     weights : str, path or None, default="DEFAULT"
+        ``"DEFAULT"``, a torchvision weights name, ``None`` (random initialisation) or a path to a
+        state dict.
     feature_layer : int, default=-1
         The block whose pooled output is returned.
     image_size : int or None, default=None
@@ -37,6 +42,7 @@ class BackboneFeatures(SharesModuleOnClone, RegistrationTravelsMixin, ClassNameP
         Text backbones: tokens per text beyond which texts are truncated (with a warning);
         ``None`` is the backbone's own.
     batch_size : int, default=64
+        Images or texts per forward pass in ``transform``.
     device : str, default="auto"
         ``"auto"`` uses CUDA when available; ``"accelerate"`` acts like ``"auto"`` (nothing trains here).
     num_workers : int, default=0
@@ -49,10 +55,18 @@ class BackboneFeatures(SharesModuleOnClone, RegistrationTravelsMixin, ClassNameP
         The frozen backbone up to ``feature_layer`` with its pooling (in eval mode); the estimator's
         own copy, which may be edited without changing other estimators.
     n_features_out_ : int
+        Length of each feature vector.
+    device_ : str
+        The device the network runs on.
     image_size_ : int or None
         None for a text backbone.
     max_length_ : int or None
         None for an image backbone.
+
+    See Also
+    --------
+    FineTunedClassifier : fine-tunes the backbone instead of freezing it.
+    compare_modes : frozen features against fine-tuning on your data.
 
     Examples
     --------
