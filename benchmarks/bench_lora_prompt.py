@@ -45,8 +45,9 @@ def mnist(epochs=3, seed=0):
     print("config | accuracy | fit_s | trainable_params | file_bytes (changed only) | file_bytes full=True")
     for name, params in configs:
         skft.clear_cache()
-        clf = FineTunedClassifier(image_size=64, max_epochs=epochs, batch_size=32, device="cpu", random_state=seed,
-                                  **params)
+        clf = FineTunedClassifier(
+            image_size=64, max_epochs=epochs, batch_size=32, device="cpu", random_state=seed, **params
+        )
         start = time.perf_counter()
         clf.fit(X[train], y[train])
         fit_s = time.perf_counter() - start
@@ -93,8 +94,10 @@ def prompts(seed=0):
         start = time.perf_counter()
         clf = FineTunedClassifier(**params).fit(texts[train], labels[train])
         fit_s = time.perf_counter() - start
-        print(f"{name} | {clf.score(texts[test], labels[test]):.3f} | {fit_s:.1f} s | {trainable_params(clf)} params",
-              flush=True)
+        print(
+            f"{name} | {clf.score(texts[test], labels[test]):.3f} | {fit_s:.1f} s | {trainable_params(clf)} params",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -21,14 +21,12 @@ from torch import nn
 
 from ._cache import frozen_activations, frozen_text_activations, prefix_key
 from ._clone import SharesModuleOnClone
-from ._saving import SavedAsModelFile
 from ._images.augment import augmentation_enabled, training_collate
 from ._images.source import at_image_size
 from ._modality import check_modality_params, check_samples
 from ._nn.accelerate import ACCELERATE, AcceleratedNet, accelerated_device, make_accelerator
 from ._nn.assembly import MODES, build_network, count_frozen_blocks
 from ._nn.device import release_cached_gpu_memory, resolve_device
-from ._nn.lora import lora_settings, merge_adapters
 from ._nn.lifecycle import (
     continue_from,
     continued_history,
@@ -36,10 +34,12 @@ from ._nn.lifecycle import (
     fit_reporting_interrupt,
     keeps_previous_fit_on_error,
 )
+from ._nn.lora import lora_settings, merge_adapters
 from ._nn.optim import LR_SCHEDULES, OPTIMIZERS, SGD_MOMENTUM, TrainableOnly, param_groups, schedule_callback
 from ._nn.precision import PRECISIONS, check_precision, fp16_loss_scaling
 from ._nn.regularizers import L2SPPenalty, block_drift, snapshot_trainable
 from ._nn.seeding import FitGenerators, seeded_global_generator
+from ._saving import SavedAsModelFile
 from ._text import TextCollate, tokenized_texts
 from .backbones import RegistrationTravelsMixin, backbone_modality, resolve_backbone
 from .callbacks import GradualUnfreezing

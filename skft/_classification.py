@@ -184,7 +184,8 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         except (KeyError, IndexError, ValueError) as error:
             raise ValueError(
                 f"prompt_template={self.prompt_template!r} cannot be filled in with str.format(label=...) "
-                f"({type(error).__name__}: {error}). Write other braces doubled ('{{{{', '}}}}') and keep only {{label}}."
+                f"({type(error).__name__}: {error}). Keep {{label}} as the only field and double other braces "
+                "('{{', '}}')."
             ) from None
 
     def _trains_nothing(self):

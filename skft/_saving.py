@@ -25,18 +25,17 @@ tokenizer identity differs from the one found there.
 
 from numbers import Integral
 
+import torch
 from sklearn.utils.validation import check_is_fitted
 from skorch.history import History
 
-import torch
-
-from .backbones import describe_mismatch, module_digest, resolve_backbone
 from ._nn.assembly import select_blocks
-from ._nn.regularizers import snapshot_trainable
 from ._nn.device import resolve_device
 from ._nn.lora import merge_adapters
-from ._nn.network import TextInput
 from ._nn.model_file import from_json, history_to_json, plain_tensors, to_json, write_model_file
+from ._nn.network import TextInput
+from ._nn.regularizers import snapshot_trainable
+from .backbones import describe_mismatch, module_digest, resolve_backbone
 
 #: The largest ``batch_size`` a model file may set.
 MAX_BATCH_SIZE = 4096

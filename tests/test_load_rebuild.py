@@ -9,13 +9,12 @@ downloads refused, so it must rebuild without reading any weights.
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_SIZE, make_images
+from stand_in_weights import never_download, use_hub, write_stand_in
 
 import skft
 from skft import FineTunedClassifier
 from skft.backbones import _resolving
-
-from conftest import TINY_SIZE, make_images
-from stand_in_weights import never_download, use_hub, write_stand_in
 
 
 @pytest.fixture(autouse=True)

@@ -5,6 +5,7 @@ import copy
 import numpy as np
 import pytest
 import torch
+from conftest import TINY, make_images
 from sklearn.model_selection import GridSearchCV
 
 import skft
@@ -12,12 +13,11 @@ from skft import FineTunedClassifier
 from skft._nn.lora import adapted_layer_names, add_adapters, lora_settings, unmerge_adapters
 from skft.backbones import resolve_backbone
 
-from conftest import TINY, make_images
-
 
 def lora_classifier(**params):
-    defaults = dict(mode="lora", trainable_layers=None, lora_rank=2, max_epochs=2, lr=1e-2, device="cpu",
-                    random_state=0)
+    defaults = dict(
+        mode="lora", trainable_layers=None, lora_rank=2, max_epochs=2, lr=1e-2, device="cpu", random_state=0
+    )
     return FineTunedClassifier(TINY, **{**defaults, **params})
 
 
@@ -143,8 +143,9 @@ def test_lite0_fits_with_lora():
     rng = np.random.default_rng(0)
     X = rng.integers(0, 255, size=(8, 32, 32, 3), dtype=np.uint8)
     y = np.array([0, 1] * 4)
-    clf = FineTunedClassifier(mode="lora", trainable_layers=2, image_size=32, max_epochs=1, device="cpu",
-                              random_state=0).fit(X, y)
+    clf = FineTunedClassifier(
+        mode="lora", trainable_layers=2, image_size=32, max_epochs=1, device="cpu", random_state=0
+    ).fit(X, y)
     assert clf.predict(X).shape == (8,)
     assert clf.drift_["head_conv"] > 0
 
@@ -154,8 +155,16 @@ def test_bert_like_encoder_gets_adapters_on_its_linear_layers(tmp_path):
 
     X, y = make_texts(16)
     backbone = save_tiny_model("bert", tmp_path / "bert")
-    clf = FineTunedClassifier(backbone, mode="lora", trainable_layers=None, lora_rank=2, max_epochs=1, batch_size=8,
-                              device="cpu", random_state=0).fit(X, y)
+    clf = FineTunedClassifier(
+        backbone,
+        mode="lora",
+        trainable_layers=None,
+        lora_rank=2,
+        max_epochs=1,
+        batch_size=8,
+        device="cpu",
+        random_state=0,
+    ).fit(X, y)
     network = clf.net_.module_
     adapted = {type(layer.base_layer).__name__ for layer in skft._nn.lora.adapter_layers(network)}
     assert adapted == {"Linear"}

@@ -26,8 +26,15 @@ def texts():
 
 
 def prompt_classifier(backbone, **overrides):
-    params = dict(mode="prompt", label_prompts={0: "bad", 1: "good"}, max_epochs=2, batch_size=8, lr=1e-1,
-                  device="cpu", random_state=0)
+    params = dict(
+        mode="prompt",
+        label_prompts={0: "bad", 1: "good"},
+        max_epochs=2,
+        batch_size=8,
+        lr=1e-1,
+        device="cpu",
+        random_state=0,
+    )
     return FineTunedClassifier(backbone, **{**params, **overrides})
 
 
@@ -66,9 +73,9 @@ def test_prompt_tuning_trains_only_the_prompt_vectors(bert_dir, texts):
 
 def test_grid_search_over_prompt_template(bert_dir, texts):
     X, y = texts
-    search = GridSearchCV(
-        prompt_classifier(bert_dir), {"prompt_template": ["{label}", "a {label} movie"]}, cv=2
-    ).fit(X, y)
+    search = GridSearchCV(prompt_classifier(bert_dir), {"prompt_template": ["{label}", "a {label} movie"]}, cv=2).fit(
+        X, y
+    )
     assert search.best_params_["prompt_template"] in ("{label}", "a {label} movie")
     assert len(search.cv_results_["mean_test_score"]) == 2
 

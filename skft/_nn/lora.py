@@ -70,8 +70,11 @@ def add_adapters(block, settings):
     block.requires_grad_(False)
     if targets:
         config = LoraConfig(
-            r=settings["rank"], lora_alpha=settings["alpha"], lora_dropout=settings["dropout"],
-            target_modules=targets, bias="none",
+            r=settings["rank"],
+            lora_alpha=settings["alpha"],
+            lora_dropout=settings["dropout"],
+            target_modules=targets,
+            bias="none",
         )
         inject_adapter_in_model(config, block, adapter_name=ADAPTER)
     return len(targets)
@@ -102,8 +105,12 @@ def _replace_pointwise_same_padding_convs(block):
         for name, child in list(parent.named_children()):
             if _is_pointwise_subclass_conv(child):
                 plain = nn.Conv2d(
-                    child.in_channels, child.out_channels, 1, bias=child.bias is not None,
-                    device=child.weight.device, dtype=child.weight.dtype,
+                    child.in_channels,
+                    child.out_channels,
+                    1,
+                    bias=child.bias is not None,
+                    device=child.weight.device,
+                    dtype=child.weight.dtype,
                 )
                 plain.weight = child.weight
                 plain.bias = child.bias
