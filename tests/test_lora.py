@@ -59,8 +59,10 @@ def test_pretrained_tensors_untouched(fitted):
 
 def test_merged_prediction_equals_adapter_prediction(fitted):
     clf, X = fitted
-    merged = clf._network_outputs(X)
     network = clf.net_.module_
+    # Prediction runs merged weights: no adapter in the forward.
+    assert all(layer.merged for layer in skft._nn.lora.adapter_layers(network))
+    merged = clf._network_outputs(X)
     unmerge_adapters(network)
     try:
         assert all(not layer.merged for layer in skft._nn.lora.adapter_layers(network))
