@@ -23,7 +23,7 @@ from ._cache import frozen_activations, frozen_text_activations, prefix_key
 from ._clone import SharesModuleOnClone
 from ._images.augment import augmentation_enabled, training_collate
 from ._images.source import at_image_size
-from ._modality import check_modality_params, check_samples
+from ._modality import check_modality_params, check_samples, set_input_tags
 from ._nn.accelerate import ACCELERATE, AcceleratedNet, accelerated_device, make_accelerator
 from ._nn.assembly import MODES, build_network, count_frozen_blocks
 from ._nn.device import release_cached_gpu_memory, resolve_device
@@ -189,6 +189,10 @@ class FineTunedEstimatorBase(
         """Per-sample weights implied by the targets (class weights); ones by default."""
         return np.ones(len(targets), dtype=np.float32)
 
+    def __sklearn_tags__(self):
+        """scikit-learn's tags: ``X`` is images (or texts for a text backbone); see :func:`set_input_tags`."""
+        return set_input_tags(super().__sklearn_tags__(), self.backbone)
+
     # -- fitting -----------------------------------------------------------------------------
 
     @keeps_previous_fit_on_error
@@ -256,7 +260,7 @@ class FineTunedEstimatorBase(
                 net.initialize()
                 interrupted = False
             else:
-                inputs = self._network_inputs(network, samples, device)
+                inputs = self._network_inputs(network, samples, device, self.prefix_key_)
                 train, valid = self._split_validation(packed, seed)
                 valid_dataset = Dataset(_take(inputs, valid), packed[valid]) if valid is not None else None
                 net = self._make_net(
@@ -417,15 +421,12 @@ class FineTunedEstimatorBase(
             return None
         return prefix_key(network, self.precision)
 
-    def _network_inputs(self, network, samples, device):
-        """What the network is fed: frozen-prefix activations when cached, else the images or token ids.
+    def _network_inputs(self, network, samples, device, key):
+        """What the network is fed: frozen-prefix activations under ``key``, else the images or token ids.
 
         Texts are tokenised here, once, each at its own length: without the cache the network gets
         ``{"X": token ids per text}``, which batches pad (:class:`skft._text.TextCollate`).
-        The key is computed again from ``network`` as it is now, so a fitted network edited in place
-        since its fit never reads, or writes, the entries of what it was.
         """
-        key = None if self.prefix_key_ is None else self._prefix_key(network)
         if network.modality == "text":
             texts = tokenized_texts(samples, network.normalizer)
             if key is None:
@@ -534,7 +535,10 @@ class FineTunedEstimatorBase(
         check_is_fitted(self)
         network = self.net_.module_
         samples = check_samples(X, network.modality, self.backbone, self.image_size_)
-        inputs = self._network_inputs(network, samples, str(self.net_.device))
+        # The key is computed again from the network as it is now, so a fitted network edited in place
+        # since its fit never reads, or writes, the entries of what it was.
+        key = None if self.prefix_key_ is None else self._prefix_key(network)
+        inputs = self._network_inputs(network, samples, str(self.net_.device), key)
         return self.net_.forward(inputs, training=False).numpy()
 
 

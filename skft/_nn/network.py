@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..backbones import TEXT_POOLINGS, TextPool, TextState
+from ..backbones._digest import remember_copied_digests
 from .lora import add_adapters, is_adapter_parameter
 from .precision import autocast_context
 
@@ -286,7 +287,9 @@ class FineTuneNetwork(nn.Module):
         place) cannot reach another fit.
         """
         for name, block in list(self.backbone.named_children())[: self.n_frozen]:
-            setattr(self.backbone, name, copy.deepcopy(block))
+            copied = copy.deepcopy(block)
+            remember_copied_digests(block, copied)
+            setattr(self.backbone, name, copied)
 
     def use_adapters(self, settings):
         """Attach LoRA adapters to every block after the frozen prefix: only they (and the head) train then.
