@@ -5,13 +5,14 @@ import copy
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, make_images
 from sklearn.model_selection import GridSearchCV
 
 import skft
 from skft import FineTunedClassifier
 from skft._nn.lora import adapted_layer_names, add_adapters, lora_settings, unmerge_adapters
 from skft.backbones import resolve_backbone
+
+from conftest import TINY, make_images
 
 
 def lora_classifier(**params):

@@ -9,7 +9,6 @@ import joblib
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, TINY_SIZE, make_images, make_tiny_cnn
 from safetensors import safe_open
 from safetensors.torch import save_file
 from sklearn.exceptions import NotFittedError
@@ -20,6 +19,8 @@ import skft
 from skft import FineTunedClassifier, FineTunedRegressor, register_backbone
 from skft._nn.atomic import atomic_write
 from skft.backbones import _registry
+
+from conftest import TINY, TINY_SIZE, make_images, make_tiny_cnn
 
 
 class _RunsCode:

@@ -7,12 +7,12 @@ from sklearn.model_selection import GridSearchCV
 
 pytest.importorskip("transformers")
 
-from conftest import TINY, make_images
-from text_fixtures import make_texts, save_tiny_model
-
 import skft
 from skft import FineTunedClassifier, FineTunedRegressor
 from skft.backbones._text import text_backbone_spec
+
+from conftest import TINY, make_images
+from text_fixtures import make_texts, save_tiny_model
 
 
 @pytest.fixture(scope="module")

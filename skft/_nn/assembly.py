@@ -93,8 +93,8 @@ def input_module(resolved, *, image_size=None, max_length=None):
 
 
 def build_network(
-    resolved, *, image_size, feature_layer, n_frozen_for, head, n_outputs, dropout, bn_trainable=False, precision="fp32",
-    generator=None, max_length=None, lora=None, prompt_tokens=0,
+    resolved, *, image_size, feature_layer, n_frozen_for, head, n_outputs, dropout, bn_trainable=False,
+    precision="fp32", generator=None, max_length=None, lora=None, prompt_tokens=0,
 ):
     """Assemble the whole network for a fit.
 
