@@ -114,3 +114,11 @@ def test_regressor_is_refused(bert_dir, texts):
     X, y = texts
     with pytest.raises(ValueError, match="FineTunedRegressor predicts numbers. Use FineTunedClassifier"):
         FineTunedRegressor(bert_dir, mode="prompt", device="cpu").fit(X, y.astype(float))
+
+
+def test_prompt_tuning_keeps_the_frozen_encoders_dropout_off(bert_dir, texts):
+    """Frozen means frozen: only the prompt vectors train, so the encoder's dropout stays in eval mode."""
+    clf = prompt_classifier(str(bert_dir), prompt_tokens=2, max_epochs=1).fit(*texts)
+    network = clf.net_.module_.train()
+    dropouts = [m for m in network.backbone.modules() if isinstance(m, torch.nn.Dropout)]
+    assert dropouts and not any(m.training for m in dropouts)

@@ -363,6 +363,13 @@ class FineTuneNetwork(nn.Module):
                 for module in block.modules():
                     if isinstance(module, nn.modules.batchnorm._BatchNorm):
                         module.eval()
+        if mode and self.trains_only is not None:
+            # Blocks whose pretrained weights stay frozen (LoRA, prompt tuning): their own dropout stays off,
+            # as in frozen blocks; only what trains (e.g. the adapters' lora_dropout) draws.
+            for block in list(self.backbone)[n_still:]:
+                for name, module in block.named_modules():
+                    if isinstance(module, nn.modules.dropout._DropoutNd) and not self.trains_only(name):
+                        module.eval()
         return self
 
     @property
