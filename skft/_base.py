@@ -16,8 +16,10 @@ from skorch import NeuralNet
 from skorch.callbacks import EarlyStopping
 from skorch.dataset import Dataset
 from skorch.helper import predefined_split
+from skorch.utils import to_device
 from torch import nn
 
+from ._defaults import AUTO, resolve_lr, resolve_trainable_layers
 from ._cache import frozen_activations, prefix_key
 from ._clone import SharesModuleOnClone
 from ._images.augment import augmentation_enabled, training_collate
@@ -33,6 +35,7 @@ from ._nn.lifecycle import (
     keeps_previous_fit_on_error,
 )
 from ._nn.model_file import save_model
+from ._nn.network import precise_batchnorm
 from ._nn.optim import LR_SCHEDULES, OPTIMIZERS, SGD_MOMENTUM, TrainableOnly, param_groups, schedule_callback
 from ._nn.precision import PRECISIONS, check_precision, fp16_loss_scaling
 from ._nn.regularizers import L2SPPenalty, block_drift, snapshot_trainable
@@ -52,11 +55,11 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         "backbone": [str, nn.Module],
         "weights": [str, os.PathLike, None],
         "mode": [StrOptions(set(MODES))],
-        "trainable_layers": [Interval(Integral, 0, None, closed="left")],
+        "trainable_layers": [Interval(Integral, 0, None, closed="left"), StrOptions({AUTO})],
         "feature_layer": [Integral],
         "head": [tuple, list],
         "dropout": [Interval(Real, 0, 1, closed="left")],
-        "lr": [Interval(Real, 0, None, closed="neither")],
+        "lr": [Interval(Real, 0, None, closed="neither"), StrOptions({AUTO})],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "optimizer": [StrOptions(set(OPTIMIZERS)), type],
@@ -87,11 +90,11 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         backbone="efficientnet_lite0",
         weights="DEFAULT",
         mode="repurpose",
-        trainable_layers=1,
+        trainable_layers="auto",
         feature_layer=-1,
         head=(),
         dropout=0.0,
-        lr=1e-3,
+        lr="auto",
         batch_size=32,
         max_epochs=10,
         optimizer="adamw",
@@ -230,6 +233,8 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
                 network, valid_dataset, len(train), device, starting_values, accelerator, generators
             )
             interrupted = fit_reporting_interrupt(net, _take(inputs, train), packed[train])
+            if network.batchnorm_trains and not interrupted:
+                precise_batchnorm(network, _batches(net, _take(inputs, train), packed[train], device))
         if torch.device(device).type == "cpu":
             # Frozen blocks were the kept pretrained modules during the fit (what makes many fits cheap); the
             # fitted network is the estimator's own. (Moving a network to a GPU already copied them.)
@@ -238,6 +243,8 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
             net.history = continued_history(self.history_, net.history)
         self.net_ = net
         self.history_ = net.history
+        self.lr_ = self._resolved_lr()
+        self.trainable_layers_ = len(network.backbone) - network.n_frozen
         self.drift_ = block_drift(network, starting_values)
         release_cached_gpu_memory(device)
         if interrupted:
@@ -272,12 +279,14 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
             image_size=self.image_size_,
             feature_layer=self.feature_layer,
             n_frozen_for=lambda n_blocks: count_frozen_blocks(
-                self.mode, self.trainable_layers, n_blocks, resolved.name
+                self.mode, resolve_trainable_layers(self.trainable_layers, resolved.name, n_blocks), n_blocks,
+                resolved.name,
             ),
             head=self.head,
             n_outputs=self._n_outputs(),
             dropout=self.dropout,
-            bn_trainable=self.bn_trainable,
+            # Randomly initialised BatchNorm has no statistics worth keeping: it trains.
+            bn_trainable=self.bn_trainable or self.weights is None,
             precision=self.precision,
             generator=generator,
         )
@@ -285,6 +294,10 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         self.block_names_ = [name for name, _ in network.backbone.named_children()]
         self.n_frozen_blocks_ = network.n_frozen
         return network
+
+    def _resolved_lr(self):
+        """``lr``, or when it is ``"auto"`` the backbone's value for this mode (``skft._defaults``)."""
+        return resolve_lr(self.lr, self.backbone_name_, self.mode, pretrained=self.weights is not None)
 
     def _split_validation(self, packed, seed):
         """Training and early-stopping indices (``validation_fraction``, stratified for classifiers)."""
@@ -328,10 +341,11 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         drop_last = n_train % self.batch_size == 1 and n_train > 1
         steps_per_epoch = n_train // self.batch_size if drop_last else -(-n_train // self.batch_size)
         optimizer_class = OPTIMIZERS.get(self.optimizer, self.optimizer)
+        lr = self._resolved_lr()
         optimizer_kwargs = {
             "optimizer__weight_decay": self.weight_decay,
             "optimizer__param_groups": param_groups(
-                [name for name, _ in network.backbone.named_children()], network.n_frozen, lr=self.lr,
+                [name for name, _ in network.backbone.named_children()], network.n_frozen, lr=lr,
                 lr_decay=self.lr_decay, head_lr_scale=self.head_lr_scale, weight_decay=self.weight_decay,
                 l2sp=self.l2sp_alpha > 0,
             ),
@@ -355,7 +369,7 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
             module=network,
             criterion=criterion,
             optimizer=TrainableOnly(optimizer_class),
-            lr=self.lr,
+            lr=lr,
             max_epochs=self.max_epochs,
             batch_size=self.batch_size,
             iterator_train__shuffle=True,
@@ -430,6 +444,12 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
 def _callback_objects(callbacks):
     """The callback objects in a ``callbacks`` parameter (callbacks, or ``(name, callback)`` pairs)."""
     return [entry[1] if isinstance(entry, tuple) else entry for entry in callbacks or []]
+
+
+def _batches(net, inputs, targets, device):
+    """The inputs of ``net``'s fit in batches of its size, on ``device``, in order."""
+    for X, _ in net.get_iterator(net.get_dataset(inputs, targets), training=False):
+        yield to_device(X, device)
 
 
 def _take(inputs, indices):
