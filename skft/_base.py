@@ -13,7 +13,6 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 from skorch import NeuralNet
-from skorch.callbacks import EarlyStopping
 from skorch.dataset import Dataset
 from skorch.helper import predefined_split
 from skorch.utils import to_device
@@ -28,6 +27,7 @@ from ._nn.accelerate import ACCELERATE, AcceleratedNet, accelerated_device, make
 from ._nn.assembly import MODES, build_network, count_frozen_blocks
 from ._nn.device import release_cached_gpu_memory, resolve_device
 from ._nn.lifecycle import (
+    EarlyStoppingWithLastRow,
     continue_from,
     continued_history,
     fit_interrupted,
@@ -164,6 +164,10 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
     @abstractmethod
     def _n_outputs(self):
         """Size of the output layer, known after :meth:`_encode_targets`."""
+
+    def _validation_scores(self):
+        """Scoring callbacks run on the early-stopping split every epoch (columns of ``history_``); none by default."""
+        return []
 
     def _stratify(self, targets):
         """Labels to stratify the early-stopping split on, or None."""
@@ -393,9 +397,10 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         """The user's callbacks (copied), then early stopping, warm-up and the LR schedule."""
         callbacks = copy.deepcopy(list(self.callbacks or []))
         if self.early_stopping:
-            callbacks.append(
-                ("early_stopping", EarlyStopping(monitor="valid_loss", patience=self.n_iter_no_change, load_best=True))
-            )
+            callbacks += self._validation_scores()
+            callbacks.append(("early_stopping", EarlyStoppingWithLastRow(
+                monitor="valid_loss", patience=self.n_iter_no_change, load_best=True
+            )))
         if self.warmup_epochs:
             callbacks.append(
                 ("head_warmup", GradualUnfreezing(start_epoch=self.warmup_epochs, blocks_per_step=n_blocks))

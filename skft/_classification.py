@@ -10,6 +10,8 @@ from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
 
+from skorch.callbacks import EpochScoring
+
 from ._base import FineTunedEstimatorBase
 from ._nn.losses import WeightedCrossEntropy
 from ._targets import check_no_missing_targets
@@ -227,6 +229,9 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         self.label_smoothing = label_smoothing
         self.class_weight = class_weight
 
+    def _validation_scores(self):
+        return [("valid_acc", EpochScoring(_weighted_accuracy, lower_is_better=False, name="valid_acc"))]
+
     def _encode_targets(self, y):
         y = column_or_1d(y, warn=True)
         check_no_missing_targets(y)
@@ -298,3 +303,10 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         """
         logits = self._network_outputs(X)
         return self.classes_[logits.argmax(axis=1)]
+
+
+def _weighted_accuracy(net, X, packed_targets):
+    """Accuracy of ``net`` on ``X``, weighted like the loss (targets packed with their weights, last column)."""
+    packed = np.asarray(packed_targets)
+    predicted = np.asarray(net.predict(X)).argmax(axis=1)
+    return float(np.average(predicted == packed[:, 0], weights=packed[:, -1]))
