@@ -30,15 +30,21 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         ``.pth``/``.pt``/``.safetensors`` state dict.
     mode : {"full", "feature_extraction", "repurpose"}, default="repurpose"
         What trains: every block; only the head; or the last ``trainable_layers`` blocks and the head.
-    trainable_layers : int, default=1
+    trainable_layers : int or "auto", default="auto"
         With ``mode="repurpose"``: how many blocks, counted back from ``feature_layer``, train.
+        ``"auto"``: the backbone's measured value (3 for ``efficientnet_lite0``; 2 for a backbone
+        without one), see ``docs/defaults.md``; the fit reports it as ``trainable_layers_``.
     feature_layer : int, default=-1
         The block whose pooled output feeds the head; later blocks are dropped.
     head : tuple of int, default=()
         Hidden sizes of layers added before the output layer (each Linear, ReLU, Dropout).
     dropout : float, default=0.0
         Dropout rate in the head.
-    lr : float, default=1e-3
+    lr : float or "auto", default="auto"
+        Learning rate. ``"auto"``: the value measured for the backbone and ``mode`` (for
+        ``efficientnet_lite0``: 3e-3 for ``feature_extraction``, 3e-4 for ``repurpose`` and
+        ``full``, 1e-3 for ``full`` with ``weights=None``; other backbones get conservative
+        values: 1e-4 for ``full``), see ``docs/defaults.md``; the fit reports it as ``lr_``.
     batch_size : int, default=32
     max_epochs : int, default=10
     optimizer : {"adamw", "adam", "sgd"} or torch optimizer class, default="adamw"
@@ -77,7 +83,8 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         generator can serve: a fit seeds it and restores it afterwards, but threads share it, so
         fits in threads that train dropout are reproducible only with one thread per worker.
     verbose : int, default=0
-        ``0`` is silent; ``1`` prints skorch's table of epochs.
+        ``0`` is silent; ``1`` prints skorch's table of epochs (with ``early_stopping``: the
+        validation loss and accuracy too, down to the epoch that stopped the fit).
     callbacks : list of skorch callbacks or None, default=None
         Extra callbacks for the skorch net (copied on every fit).
     cache_dir : str, path or None, default=None
@@ -97,6 +104,10 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
     bn_trainable : bool, default=False
         Whether BatchNorm in trainable blocks normalises with batch statistics and updates its
         running statistics. ``False`` keeps the pretrained statistics (measured better; README).
+        With ``weights=None`` BatchNorm always trains (there are no statistics to keep). Wherever
+        it trains, its running statistics are re-estimated after the fit in one pass over the
+        training images with the final weights (a plain average, "precise BN"), so prediction
+        normalises every image alike, alone or in a batch.
     label_smoothing : float in [0, 1), default=0.0
     class_weight : "balanced", dict or None, default=None
         Weights of the classes in the loss, as in scikit-learn (multiplying ``sample_weight``).
@@ -128,6 +139,10 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
     block_names_ : list of str
         The blocks kept, up to ``feature_layer``.
     n_frozen_blocks_ : int
+    lr_ : float
+        The learning rate the fit used (``lr``, or what ``"auto"`` resolved to).
+    trainable_layers_ : int
+        How many blocks trained: all of them for ``full``, none for ``feature_extraction``.
     drift_ : dict of str to float
         Per block: the relative L2 distance of its parameters from their starting (pretrained)
         values after the fit (also after ``warm_start`` fits); 0.0 for blocks frozen in this fit.
@@ -162,11 +177,11 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         backbone="efficientnet_lite0",
         weights="DEFAULT",
         mode="repurpose",
-        trainable_layers=1,
+        trainable_layers="auto",
         feature_layer=-1,
         head=(),
         dropout=0.0,
-        lr=1e-3,
+        lr="auto",
         batch_size=32,
         max_epochs=10,
         optimizer="adamw",

@@ -1,4 +1,4 @@
-"""The ``"auto"`` defaults: learning rate, trainable blocks and the ``full`` recipe, per backbone and mode.
+"""The ``"auto"`` defaults: learning rate per mode and trainable blocks, per backbone.
 
 The values for ``efficientnet_lite0`` come from ``benchmarks/defaults_sweep.py`` (the numbers and
 the command are in ``docs/defaults.md``). ``all-MiniLM-L6-v2`` has values taken from the
@@ -26,38 +26,32 @@ class BackboneDefaults:
     trainable_layers : int
         Blocks that train with ``mode="repurpose"``, counted back from ``feature_layer`` (capped at
         the blocks there are).
-    warmup_epochs : int
-        Head-only epochs before the blocks train, with pretrained weights and ``mode="full"``.
     measured : bool
         Whether the values come from the sweep (``docs/defaults.md``) or from the literature.
     """
 
     lr: dict
     trainable_layers: int
-    warmup_epochs: int
     measured: bool
 
 
 DEFAULTS = {
     "efficientnet_lite0": BackboneDefaults(
-        lr={"full": 3e-4, "repurpose": 1e-3, "feature_extraction": 3e-3, "scratch": 3e-3},
+        lr={"full": 3e-4, "repurpose": 3e-4, "feature_extraction": 3e-3, "scratch": 1e-3},
         trainable_layers=3,
-        warmup_epochs=0,
         measured=True,
     ),
     # Not measured yet: from the literature on BERT-style encoders (see the module docstring).
     "all-MiniLM-L6-v2": BackboneDefaults(
         lr={"full": 5e-5, "repurpose": 1e-4, "feature_extraction": 1e-3, "scratch": 1e-4},
         trainable_layers=2,
-        warmup_epochs=0,
         measured=False,
     ),
 }
 
 FALLBACK = BackboneDefaults(
-    lr={"full": 1e-4, "repurpose": 1e-3, "feature_extraction": 1e-3, "scratch": 1e-3},
-    trainable_layers=1,
-    warmup_epochs=0,
+    lr={"full": 1e-4, "repurpose": 3e-4, "feature_extraction": 1e-3, "scratch": 1e-3},
+    trainable_layers=2,
     measured=False,
 )
 
@@ -115,24 +109,3 @@ def resolve_trainable_layers(trainable_layers, backbone_name, n_blocks):
     if trainable_layers != AUTO:
         return trainable_layers
     return min(backbone_defaults(backbone_name).trainable_layers, n_blocks)
-
-
-def resolve_warmup_epochs(warmup_epochs, backbone_name, mode, pretrained):
-    """``warmup_epochs`` itself, or when ``"auto"``: the backbone's value for a pretrained ``full`` fit, else 0.
-
-    Parameters
-    ----------
-    warmup_epochs : int or "auto"
-    backbone_name : str
-    mode : str
-    pretrained : bool
-
-    Returns
-    -------
-    int
-    """
-    if warmup_epochs != AUTO:
-        return warmup_epochs
-    if mode != "full" or not pretrained:
-        return 0
-    return backbone_defaults(backbone_name).warmup_epochs

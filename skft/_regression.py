@@ -23,7 +23,7 @@ class FineTunedRegressor(RegressorMixin, FineTunedEstimatorBase):
     target_ndim_ : int
         1 when ``y`` was 1-D in ``fit`` (predictions are then 1-D).
     n_targets_ : int
-    net_, history_, image_size_, backbone_name_, block_names_, n_frozen_blocks_
+    net_, history_, image_size_, backbone_name_, block_names_, n_frozen_blocks_, lr_, trainable_layers_, drift_
         As in :class:`skft.FineTunedClassifier`.
 
     Examples
