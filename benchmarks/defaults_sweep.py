@@ -143,7 +143,7 @@ def table(args):
     import pandas as pd
 
     records = pd.read_json(args.out, lines=True)
-    records["lr"] = records["lr"].astype(str)
+    records["lr"] = records["lr"].map(lambda value: value if isinstance(value, str) else f"{value:g}")
     grouped = records.groupby(["dataset", "image_size", "epochs", "n_train", "recipe", "lr"])
     summary = grouped.agg(
         seeds=("seed", "nunique"), valid=("valid_accuracy", "mean"), test=("test_accuracy", "mean"),
@@ -153,7 +153,7 @@ def table(args):
     best = summary.loc[summary.groupby(["dataset", "image_size", "epochs", "n_train", "recipe"])["valid"].idxmax()]
     for title, frame in (("all runs (mean over seeds)", summary), ("best lr per recipe, chosen on validation", best)):
         print(f"\n## {title}\n")
-        print(frame.to_markdown(index=False, floatfmt=".3f"))
+        print(frame.round(3).to_markdown(index=False, disable_numparse=True))
 
 
 def main():
