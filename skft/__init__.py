@@ -5,7 +5,7 @@ from ._classification import FineTunedClassifier
 from ._compare import compare_modes
 from ._features import BackboneFeatures
 from ._images.folders import load_image_folder
-from ._nn.model_file import load
+from ._load import load
 from ._regression import FineTunedRegressor
 from .backbones import describe_backbone, list_backbones, register_backbone
 

@@ -1,6 +1,7 @@
 """Shared estimator logic: parameters, validation, the fit skeleton, the skorch net."""
 
 import copy
+import dataclasses
 import os
 from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
@@ -18,11 +19,13 @@ from skorch.helper import predefined_split
 from skorch.utils import to_device
 from torch import nn
 
+from ._cache import frozen_activations, frozen_text_activations, prefix_key
 from ._defaults import AUTO, resolve_lr, resolve_trainable_layers
-from ._cache import frozen_activations, prefix_key
 from ._clone import SharesModuleOnClone
+from ._saving import SavedAsModelFile
 from ._images.augment import augmentation_enabled, training_collate
-from ._images.source import as_image_source, at_image_size
+from ._images.source import at_image_size
+from ._modality import check_modality_params, check_samples
 from ._nn.accelerate import ACCELERATE, AcceleratedNet, accelerated_device, make_accelerator
 from ._nn.assembly import MODES, build_network, count_frozen_blocks
 from ._nn.device import release_cached_gpu_memory, resolve_device
@@ -34,17 +37,19 @@ from ._nn.lifecycle import (
     fit_reporting_interrupt,
     keeps_previous_fit_on_error,
 )
-from ._nn.model_file import save_model
 from ._nn.network import precise_batchnorm
 from ._nn.optim import LR_SCHEDULES, OPTIMIZERS, SGD_MOMENTUM, TrainableOnly, param_groups, schedule_callback
 from ._nn.precision import PRECISIONS, check_precision, fp16_loss_scaling
 from ._nn.regularizers import L2SPPenalty, block_drift, snapshot_trainable
 from ._nn.seeding import FitGenerators, seeded_global_generator
-from .backbones import RegistrationTravelsMixin, resolve_backbone
+from ._text import TextCollate, tokenized_texts
+from .backbones import RegistrationTravelsMixin, backbone_modality, resolve_backbone
 from .callbacks import GradualUnfreezing
 
 
-class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, BaseEstimator, metaclass=ABCMeta):
+class FineTunedEstimatorBase(
+    SavedAsModelFile, SharesModuleOnClone, RegistrationTravelsMixin, BaseEstimator, metaclass=ABCMeta
+):
     """Fine-tune a pretrained backbone with a new head; the shared part of every skft estimator.
 
     Subclasses define the targets (:meth:`_encode_targets`), the loss and how outputs become
@@ -52,7 +57,7 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
     """
 
     _parameter_constraints = {
-        "backbone": [str, nn.Module],
+        "backbone": [str, os.PathLike, nn.Module],
         "weights": [str, os.PathLike, None],
         "mode": [StrOptions(set(MODES))],
         "trainable_layers": [Interval(Integral, 0, None, closed="left"), StrOptions({AUTO})],
@@ -65,6 +70,7 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         "optimizer": [StrOptions(set(OPTIMIZERS)), type],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "image_size": [Interval(Integral, 1, None, closed="left"), None],
+        "max_length": [Interval(Integral, 2, None, closed="left"), None],
         "augment": ["boolean", callable],
         "num_workers": [Interval(Integral, 0, None, closed="left")],
         "early_stopping": ["boolean"],
@@ -88,6 +94,7 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
     def __init__(
         self,
         backbone="efficientnet_lite0",
+        *,
         weights="DEFAULT",
         mode="repurpose",
         trainable_layers="auto",
@@ -100,6 +107,7 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         optimizer="adamw",
         weight_decay=1e-4,
         image_size=None,
+        max_length=None,
         augment=False,
         num_workers=0,
         early_stopping=False,
@@ -132,6 +140,7 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         self.optimizer = optimizer
         self.weight_decay = weight_decay
         self.image_size = image_size
+        self.max_length = max_length
         self.augment = augment
         self.num_workers = num_workers
         self.early_stopping = early_stopping
@@ -181,17 +190,20 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
 
     @keeps_previous_fit_on_error
     def fit(self, X, y, sample_weight=None):
-        """Fine-tune the backbone and train the head on images ``X`` and targets ``y``.
+        """Fine-tune the backbone and train the head on images or texts ``X`` and targets ``y``.
 
         Parameters
         ----------
-        X : array-like of images, or sequence of file paths or PIL images
-            An array ``(N, H, W)``, ``(N, H, W, C)`` or ``(N, C, H, W)`` (uint8 0..255 or float
-            0..1); or a list, array or pandas Series of image file paths, PIL images or arrays of
-            different sizes, read batch by batch. Images of any size are resized to ``image_size``.
+        X : array-like of images, sequence of file paths or PIL images, or sequence of str
+            Image backbones: an array ``(N, H, W)``, ``(N, H, W, C)`` or ``(N, C, H, W)`` (uint8
+            0..255 or float 0..1); or a list, array or pandas Series of image file paths, PIL
+            images or arrays of different sizes, read batch by batch. Images of any size are
+            resized to ``image_size``. Text backbones: a list, 1-D array or pandas Series of str
+            (empty strings allowed), tokenised once per fit, each text at its own length
+            (truncated to ``max_length`` tokens, with a warning).
         y : array-like of shape (N,) or (N, n_targets)
         sample_weight : array-like of shape (N,), optional
-            Per-image weights of the loss.
+            Per-sample weights of the loss.
 
         Returns
         -------
@@ -206,11 +218,15 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
         """
         self._validate_params()
         self._check_head()
-        images = as_image_source(X)
+        modality = backbone_modality(self.backbone)
+        check_modality_params(self, modality, self.backbone)
+        samples = check_samples(X, modality, self.backbone)
         targets = self._encode_targets(y)
-        if len(targets) != len(images):
-            raise ValueError(f"X and y have different lengths: {len(images)} images but {len(targets)} targets.")
-        weights = _check_sample_weight(sample_weight, np.empty(len(images)), dtype=np.float32)
+        if len(targets) != len(samples):
+            raise ValueError(
+                f"X and y have different lengths: {len(samples)} {modality}s but {len(targets)} targets."
+            )
+        weights = _check_sample_weight(sample_weight, np.empty(len(samples)), dtype=np.float32)
         weights = weights * self._target_weights(targets)
         packed = torch.from_numpy(np.column_stack([targets, weights]).astype(np.float32))
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
@@ -223,14 +239,15 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
             # Frozen pretrained modules are shared between CPU networks while they fit; a continued
             # fit copies trained weights into its blocks, so it must own them.
             network = self._build_network(share_modules=device == "cpu" and not continues, generator=generators.head)
-            images = at_image_size(images, self.image_size_)
+            if modality == "image":
+                samples = at_image_size(samples, self.image_size_)
             # Before a continued fit copies the previous weights in: L2-SP and drift_ measure from the pretrained ones.
             starting_values = snapshot_trainable(network)
             if continues:
                 continue_from(network, self.net_.module_)
             # A continued fit may start from frozen blocks that trained before: no cached activations.
             self.prefix_key_ = None if continues else self._prefix_key(network)
-            inputs = self._network_inputs(network, images, device)
+            inputs = self._network_inputs(network, samples, device)
             train, valid = self._split_validation(packed, seed)
             valid_dataset = Dataset(_take(inputs, valid), packed[valid]) if valid is not None else None
             net = self._make_net(
@@ -274,13 +291,39 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
                 f"head must be a tuple of positive integers (hidden layer sizes), e.g. () or (256,). Got {self.head!r}."
             )
 
-    def _build_network(self, share_modules=False, generator=None):
-        resolved = resolve_backbone(self.backbone, self.weights, image_size=self.image_size,
-                                    share_modules=share_modules)
-        self.image_size_ = self.image_size or resolved.preprocessing.image_size
+    def _build_network(self, *, share_modules=False, read_weights=True, normalisation=None, generator=None):
+        """Build the network for this estimator's parameters: the one way ``fit`` and ``load`` build it.
+
+        Parameters
+        ----------
+        share_modules : bool, default=False
+            Use the process's kept pretrained modules for frozen blocks (CPU fits; see
+            :func:`skft.backbones.resolve_backbone`).
+        read_weights : bool, default=True
+            False builds the skeleton for ``weights`` without reading them (``load`` copies the saved
+            tensors in afterwards).
+        normalisation : dict, optional
+            ``{"mean": ..., "std": ...}`` replacing the backbone's (a model file's saved values).
+        generator : torch.Generator, optional
+            Draws the head's initial values.
+
+        Returns
+        -------
+        FineTuneNetwork
+        """
+        resolved = resolve_backbone(
+            self.backbone, self.weights, image_size=self.image_size, share_modules=share_modules,
+            read_weights=read_weights,
+        )
+        if normalisation is not None:
+            resolved = dataclasses.replace(
+                resolved, preprocessing=dataclasses.replace(resolved.preprocessing, **normalisation)
+            )
+        self.image_size_ = self.image_size or getattr(resolved.preprocessing, "image_size", None)
         network = build_network(
             resolved,
             image_size=self.image_size_,
+            max_length=self.max_length,
             feature_layer=self.feature_layer,
             n_frozen_for=lambda n_blocks: count_frozen_blocks(
                 self.mode, resolve_trainable_layers(self.trainable_layers, resolved.name, n_blocks), n_blocks,
@@ -294,6 +337,7 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
             precision=self.precision,
             generator=generator,
         )
+        self.max_length_ = getattr(network.normalizer, "max_length", None)
         self.backbone_name_ = resolved.name
         self.block_names_ = [name for name, _ in network.backbone.named_children()]
         self.n_frozen_blocks_ = network.n_frozen
@@ -318,13 +362,25 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
             return None
         return prefix_key(network, self.precision)
 
-    def _network_inputs(self, network, images, device):
-        """What the network is fed: frozen-prefix activations when cached, else the images.
+    def _network_inputs(self, network, samples, device):
+        """What the network is fed: frozen-prefix activations when cached, else the images or token ids.
 
+        Texts are tokenised here, once, each at its own length: without the cache the network gets
+        ``{"X": token ids per text}``, which batches pad (:class:`skft._text.TextCollate`).
         The key is computed again from ``network`` as it is now, so a fitted network edited in place
         since its fit never reads, or writes, the entries of what it was.
         """
         key = None if self.prefix_key_ is None else self._prefix_key(network)
+        if network.modality == "text":
+            texts = tokenized_texts(samples, network.normalizer)
+            if key is None:
+                return {"X": texts.ids}
+            network.to(device)
+            activations = frozen_text_activations(
+                network, texts, key=key, device=device, batch_size=max(self.batch_size, 64), cache_dir=self.cache_dir
+            )
+            return {"X": activations, "start_block": torch.full((len(texts),), network.cache_start)}
+        images = samples
         if key is None:
             return images
         network.to(device)
@@ -384,14 +440,23 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
             iterator_train__generator=generators and generators.batches,
             # Iterating a data loader draws a seed from its generator: prediction must not draw from the global one.
             iterator_valid__generator=torch.Generator(),
-            iterator_train__collate_fn=training_collate(
-                self.augment, self.image_size_, generators and generators.augmentation
-            ),
+            **self._collate(network, generators),
             iterator_train__num_workers=self.num_workers,
             iterator_valid__num_workers=self.num_workers,
             **optimizer_kwargs,
             **placement,
         )
+
+    def _collate(self, network, generators):
+        """How batches are made: padded per batch for text, augmented (when asked) for images."""
+        if network.modality == "text":
+            collate = TextCollate(network.normalizer.preprocessing.pad_token_id)
+            return {"iterator_train__collate_fn": collate, "iterator_valid__collate_fn": collate}
+        return {
+            "iterator_train__collate_fn": training_collate(
+                self.augment, self.image_size_, generators and generators.augmentation
+            )
+        }
 
     def _callbacks(self, n_blocks, total_steps):
         """The user's callbacks (copied), then early stopping, warm-up and the LR schedule."""
@@ -409,40 +474,14 @@ class FineTunedEstimatorBase(SharesModuleOnClone, RegistrationTravelsMixin, Base
             callbacks.append(("lr_schedule", schedule_callback(self.lr_schedule, total_steps)))
         return callbacks
 
-    def save(self, path):
-        """Save the fitted estimator to one file that loading can never run code from.
-
-        The file is a safetensors file: the network's weights as tensors, and in its metadata, as JSON,
-        the parameters, the fitted attributes (classes, target scaling, preprocessing, history), the
-        skft version and the backbone's identity. Read it back with :func:`skft.load`. The write is
-        atomic: an interrupted save leaves any previous file at ``path`` intact.
-
-        Parameters
-        ----------
-        path : str or path-like
-            Where to write, e.g. ``"model.skft"``.
-
-        Returns
-        -------
-        self
-
-        Raises
-        ------
-        TypeError
-            When a parameter is not a plain value (an ``nn.Module`` backbone, callbacks, a
-            ``RandomState``, an optimizer class outside ``torch.optim``); the message names it.
-            pickle and joblib store such estimators, for files you trust.
-        """
-        save_model(self, path)
-        return self
-
     # -- prediction ------------------------------------------------------------------------
 
     def _network_outputs(self, X):
-        """Raw network outputs (logits or standardised values) for images ``X`` as a numpy array."""
+        """Raw network outputs (logits or standardised values) for images or texts ``X`` as a numpy array."""
         check_is_fitted(self)
-        images = as_image_source(X, self.image_size_)
-        inputs = self._network_inputs(self.net_.module_, images, str(self.net_.device))
+        network = self.net_.module_
+        samples = check_samples(X, network.modality, self.backbone, self.image_size_)
+        inputs = self._network_inputs(network, samples, str(self.net_.device))
         return self.net_.forward(inputs, training=False).numpy()
 
 

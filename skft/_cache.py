@@ -10,6 +10,11 @@ process-wide LRU store bounded by ``cache_bytes`` (:func:`set_config`), and opti
 to ``cache_dir`` on disk, where parallel workers share them (atomic writes: a reader never sees
 a half-written entry). Every file records the key and image it was written for, and a reader
 checks both, and the activation's shape and dtype, before using it.
+
+Texts are cached the same way, per distinct text: the frozen prefix's hidden states at the text's
+own token length ``(L_i, H)`` (the pooled vector when every block is frozen), keyed by the text's
+digest (its content, the tokenizer's identity and ``max_length``) under the prefix key. Training
+batches pad them again and rebuild the attention mask (:class:`skft._text.TextCollate`).
 """
 
 import hashlib
@@ -23,6 +28,7 @@ import torch
 
 from ._images.source import image_batches
 from ._nn.atomic import atomic_write
+from ._text import object_array, pad_token_ids, unpad_activations
 from .backbones import module_digest
 
 DEFAULT_CACHE_BYTES = 2 * 1024**3
@@ -292,22 +298,24 @@ class DiskStore:
     root : str or Path
     prefix : str
         A prefix key: 32 lowercase hex digits (anything else is refused before it becomes a path).
-    shape : tuple of int
-        The shape of one activation.
+    shape : tuple of int, optional
+        The shape of every activation (images); ``None`` when it differs per entry (texts: each
+        :meth:`get` then says the shape it expects).
     """
 
-    def __init__(self, root, prefix, shape):
+    def __init__(self, root, prefix, shape=None):
         check_digest(prefix, "the prefix key")
         self.folder = Path(root) / prefix
         self.prefix = prefix
-        self.shape = tuple(shape)
+        self.shape = None if shape is None else tuple(shape)
 
     def _path(self, digest):
         check_digest(digest, "an image digest")
         return self.folder / digest[:2] / f"{digest}.safetensors"
 
-    def get(self, digest):
-        """Return the stored activation, or None when absent, unreadable or written for something else."""
+    def get(self, digest, shape=None):
+        """Return the stored activation, or None when absent, unreadable, written for something else or of
+        another shape than ``shape`` (default: the store's ``shape``)."""
         from safetensors import SafetensorError, safe_open
 
         path = self._path(digest)
@@ -320,7 +328,8 @@ class DiskStore:
                 tensor = handle.get_tensor("activation")
         except (OSError, KeyError, SafetensorError):
             return None
-        return tensor if tensor.dtype == torch.float32 and tuple(tensor.shape) == self.shape else None
+        expected = self.shape if shape is None else tuple(shape)
+        return tensor if tensor.dtype == torch.float32 and tuple(tensor.shape) == expected else None
 
     def put(self, digest, tensor):
         """Write one activation atomically."""
@@ -373,18 +382,71 @@ def frozen_activations(network, images, *, key, device, batch_size, cache_dir=No
         if missing:
             outputs = network.frozen_prefix(batch[missing].to(device)).float().cpu()
             for index, output in zip(missing, outputs):
-                found[index] = output.clone()
-                _STORE.put((key, digests[index]), found[index])
-                if disk is not None:
-                    disk.put(digests[index], found[index])
+                found[index] = _remember(key, digests[index], output, disk)
         activations.extend(found)
     return torch.stack(activations)
 
 
-def _lookup(key, digest, disk):
+def frozen_text_activations(network, texts, *, key, device, batch_size, cache_dir=None):
+    """The frozen prefix's output for every text, from the cache where possible.
+
+    Texts missing from memory and disk go through the frozen blocks in batches of similar
+    lengths, each padded to its own longest text; what is stored is each text's output cut back
+    to its own length.
+
+    Parameters
+    ----------
+    network : FineTuneNetwork
+        A text network; its first ``n_frozen`` blocks are the frozen prefix.
+    texts : skft._text.TokenizedTexts
+    key : str
+        The prefix key (see :func:`prefix_key`).
+    device : str
+    batch_size : int
+        Texts per forward pass.
+    cache_dir : str or Path, optional
+        Shared on-disk store consulted after memory and written for every computed entry.
+
+    Returns
+    -------
+    Tensor of shape (N, H), or numpy.ndarray of dtype object
+        Pooled features when every block is frozen; otherwise one ``(L_i, H)`` float32 CPU
+        tensor per text.
+    """
+    check_digest(key, "the prefix key")
+    pooled = network.cache_start > len(network.backbone)
+    width = _activation_shape(network, key, device)
+    disk = DiskStore(cache_dir, key) if cache_dir is not None else None
+    lengths = [len(ids) for ids in texts.ids]
+    found = [
+        _lookup(key, digest, disk, width if pooled else (length, *width))
+        for digest, length in zip(texts.digests, lengths)
+    ]
+    missing = sorted((index for index, tensor in enumerate(found) if tensor is None), key=lambda i: lengths[i])
+    _STORE.count(hits=len(found) - len(missing), misses=len(missing))
+    for start in range(0, len(missing), batch_size):
+        chunk = missing[start : start + batch_size]
+        input_ids, attention_mask = pad_token_ids([texts.ids[index] for index in chunk], texts.pad_token_id)
+        outputs = network.frozen_prefix((input_ids.to(device), attention_mask.to(device)))
+        per_text = outputs.cpu() if pooled else unpad_activations(outputs.hidden.cpu(), outputs.attention_mask.cpu())
+        for index, output in zip(chunk, per_text):
+            found[index] = _remember(key, texts.digests[index], output, disk)
+    return torch.stack(found) if pooled else object_array(found)
+
+
+def _remember(key, digest, output, disk):
+    """Store one computed activation in memory (and on disk) and return the stored tensor."""
+    tensor = output.clone()
+    _STORE.put((key, digest), tensor)
+    if disk is not None:
+        disk.put(digest, tensor)
+    return tensor
+
+
+def _lookup(key, digest, disk, shape=None):
     tensor = _STORE.get((key, digest))
     if tensor is None and disk is not None:
-        tensor = disk.get(digest)
+        tensor = disk.get(digest, shape)
         if tensor is not None:
             _STORE.count(disk_hits=1)
             _STORE.put((key, digest), tensor)
@@ -396,13 +458,16 @@ _SHAPES_LOCK = threading.Lock()
 
 
 def _activation_shape(network, key, device):
-    """The shape of one activation under ``key``: one blank image through the prefix, once per key."""
+    """The shape of one activation under ``key``: one blank input through the prefix, once per key.
+
+    For text, the shape after the token axis (the hidden size ``(H,)``), which is also a pooled
+    vector's shape.
+    """
     with _SHAPES_LOCK:
         shape = _SHAPES.get(key)
     if shape is None:
-        size = network.normalizer.image_size
-        probe = torch.zeros(1, 3, size, size, dtype=torch.uint8, device=device)
-        shape = tuple(network.frozen_prefix(probe).shape[1:])
+        output = network.frozen_prefix(network.normalizer.probe(device))
+        shape = tuple(output.hidden.shape[2:] if isinstance(output, tuple) else output.shape[1:])
         with _SHAPES_LOCK:
             _SHAPES[key] = shape
     return shape

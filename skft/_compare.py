@@ -1,4 +1,4 @@
-"""compare_modes: DESIGN's table of fine-tuning modes, measured on the user's own data."""
+"""compare_modes: the fine-tuning modes side by side, quality against cost, measured on the user's own data."""
 
 import numpy as np
 import torch

@@ -6,15 +6,22 @@ from sklearn.utils.validation import check_array
 
 from ._base import FineTunedEstimatorBase
 from ._nn.losses import WeightedSquaredError
+from ._parameter_docs import document_shared
 from ._targets import check_no_missing_targets
 
 
+@document_shared
 class FineTunedRegressor(RegressorMixin, FineTunedEstimatorBase):
-    """Image regressor that fine-tunes a pretrained backbone and trains a new head.
+    """Regressor on images or texts that fine-tunes a pretrained backbone and trains a new head.
 
     Targets are standardised for training (zero mean, unit variance per column) and predictions
     are transformed back; a fit with ``warm_start=True`` keeps the standardisation of the fit it
-    continues. The parameters are those of :class:`skft.FineTunedClassifier`.
+    continues. The loss is the (``sample_weight``-weighted) mean squared error of the standardised
+    targets.
+
+    Parameters
+    ----------
+    {parameters}
 
     Attributes
     ----------
@@ -23,8 +30,13 @@ class FineTunedRegressor(RegressorMixin, FineTunedEstimatorBase):
     target_ndim_ : int
         1 when ``y`` was 1-D in ``fit`` (predictions are then 1-D).
     n_targets_ : int
-    net_, history_, image_size_, backbone_name_, block_names_, n_frozen_blocks_, lr_, trainable_layers_, drift_
-        As in :class:`skft.FineTunedClassifier`.
+        Columns of ``y``.
+    {attributes}
+
+    See Also
+    --------
+    FineTunedClassifier : the same fine-tuning for labels.
+    BackboneFeatures : pooled backbone features for any scikit-learn model.
 
     Examples
     --------
@@ -37,6 +49,8 @@ class FineTunedRegressor(RegressorMixin, FineTunedEstimatorBase):
     >>> reg.fit(X, y).predict(X[:3]).shape
     (3,)
     """
+
+    _saved_attributes = FineTunedEstimatorBase._saved_attributes + ("target_mean_", "target_scale_", "n_targets_", "target_ndim_")
 
     def _encode_targets(self, y):
         y = np.asarray(y)

@@ -22,27 +22,14 @@ from torch import nn
 import skft
 from skft import FineTunedClassifier, FineTunedRegressor, cache_info, clear_cache, register_backbone
 from skft._cache import DiskStore, prefix_key
-from skft._nn.model_file import MAX_BATCH_SIZE, MAX_IMAGE_SIZE
+from skft._saving import MAX_BATCH_SIZE, MAX_IMAGE_SIZE
 from skft.backbones import _registry, get_spec, registration_digest, weights_identity
 
+from identity_nets import seeded_cnn
 from conftest import TINY_SIZE, make_images
 
 TESTS = Path(__file__).resolve().parent
 FIXTURES = TESTS / "data"
-
-
-def seeded_cnn(seed=0, activation=nn.ReLU, stride=2):
-    """A tiny three-block CNN whose weights, activation and stride are chosen by the arguments."""
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        return nn.Sequential(
-            nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8)),
-            activation(),
-            nn.Sequential(nn.Conv2d(8, 16, 3, stride=stride, padding=1), nn.BatchNorm2d(16)),
-            activation(),
-            nn.Sequential(nn.Conv2d(16, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16)),
-            activation(),
-        )
 
 
 def builder_a():

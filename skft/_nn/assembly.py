@@ -4,7 +4,8 @@ from numbers import Integral
 
 import torch
 
-from .network import FineTuneNetwork, ImageNormalizer, build_head
+from ..backbones import TextPreprocessing
+from .network import FineTuneNetwork, ImageNormalizer, TextInput, build_head
 from .precision import autocast_dtype
 
 MODES = ("full", "feature_extraction", "repurpose")
@@ -63,16 +64,41 @@ def count_frozen_blocks(mode, trainable_layers, n_blocks, backbone_name):
     return n_blocks - trainable_layers
 
 
+def input_module(resolved, *, image_size=None, max_length=None):
+    """The network's input module: :class:`ImageNormalizer` for images, :class:`TextInput` for text.
+
+    Parameters
+    ----------
+    resolved : ResolvedBackbone
+    image_size : int, optional
+        Images: the side images are resized to (checked against the backbone).
+    max_length : int, optional
+        Text: tokens per text; ``None`` is the backbone's own (checked against its positions).
+
+    Returns
+    -------
+    ImageNormalizer or TextInput
+    """
+    pre = resolved.preprocessing
+    if isinstance(pre, TextPreprocessing):
+        max_length = pre.max_length if max_length is None else max_length
+        pre.check_max_length(max_length, resolved.name)
+        return TextInput(pre, max_length)
+    pre.check_image_size(image_size, resolved.name)
+    return ImageNormalizer(image_size, pre.mean, pre.std)
+
+
 def build_network(
     resolved, *, image_size, feature_layer, n_frozen_for, head, n_outputs, dropout, bn_trainable=False, precision="fp32",
-    generator=None,
+    generator=None, max_length=None,
 ):
     """Assemble the whole network for a fit.
 
     Parameters
     ----------
     resolved : ResolvedBackbone
-    image_size : int
+    image_size : int or None
+        Images' side (``None`` for a text backbone).
     feature_layer : int
     n_frozen_for : callable
         ``n_frozen_for(n_blocks) -> int``: how many of the kept blocks to freeze.
@@ -87,53 +113,52 @@ def build_network(
         The dtype the forward autocasts to (see :class:`FineTuneNetwork`).
     generator : torch.Generator, optional
         What the head's initial weights are drawn from (see :func:`build_head`).
+    max_length : int, optional
+        Text backbones: tokens per text (``None``: the backbone's own).
 
     Returns
     -------
     FineTuneNetwork
     """
-    pre = resolved.preprocessing
-    pre.check_image_size(image_size, resolved.name)
+    normalizer = input_module(resolved, image_size=image_size, max_length=max_length)
     blocks = select_blocks(resolved.parts.blocks, feature_layer, resolved.name)
-    normalizer = ImageNormalizer(image_size, pre.mean, pre.std)
     network = FineTuneNetwork(
         blocks, resolved.parts.pooling, torch.nn.Identity(), normalizer, n_frozen_for(len(blocks)), bn_trainable,
         autocast_dtype(precision),
     )
-    network.head = build_head(feature_size(network, image_size), tuple(head), n_outputs, dropout, generator)
+    network.head = build_head(feature_size(network), tuple(head), n_outputs, dropout, generator)
     return network
 
 
 _FEATURE_SIZES = {}
 
 
-def feature_size(network, image_size):
-    """Length of the pooled feature vector, found by running one blank image through the network.
+def feature_size(network):
+    """Length of the pooled feature vector, found by running one blank input through the network.
 
     The answer is remembered per architecture (block names and parameter shapes), pooling and
-    image size, so the many fits of a grid search probe the backbone once.
+    input (image size, or text), so the many fits of a grid search probe the backbone once.
 
     Parameters
     ----------
     network : FineTuneNetwork
-    image_size : int
 
     Returns
     -------
     int
     """
     key = (
-        image_size,
+        getattr(network.normalizer, "image_size", "text"),
         network.pool.pooling,
         tuple((name, tuple(p.shape)) for name, p in network.backbone.named_parameters()),
     )
     if key not in _FEATURE_SIZES:
-        _FEATURE_SIZES[key] = _probe_feature_size(network, image_size)
+        _FEATURE_SIZES[key] = _probe_feature_size(network)
     return _FEATURE_SIZES[key]
 
 
-def _probe_feature_size(network, image_size):
-    probe = torch.zeros(1, 3, image_size, image_size, device=next(network.parameters()).device)
+def _probe_feature_size(network):
+    probe = network.normalizer.probe(next(network.parameters()).device)
     was_training = network.training
     network.eval()
     try:

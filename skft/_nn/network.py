@@ -4,6 +4,11 @@ Parameters are named ``backbone.<block>.*`` and ``head.*``, so freezing and per-
 learning rates are globs. The forward takes images, or the activations of block ``k - 1`` together
 with ``start_block=k`` (the seam the frozen-prefix cache plugs into); ``start_block=len(backbone) + 1``
 takes pooled features.
+
+One network serves both modalities. For a text encoder the input is the pair
+``(input_ids, attention_mask)`` of a batch padded to its longest text, every block's output is a
+``TextState`` ``(hidden, attention_mask)``, the input module is :class:`TextInput` and the
+pooling the backbone's :class:`~skft.backbones.TextPool`.
 """
 
 import copy
@@ -14,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..backbones import TEXT_POOLINGS, TextPool, TextState
 from .precision import autocast_context
 
 
@@ -48,6 +54,96 @@ class ImageNormalizer(nn.Module):
             x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", antialias=True,
                               align_corners=False)
         return (x - self.mean) / self.std
+
+    def probe(self, device):
+        """One blank input, to find the pooled feature size or an activation's shape.
+
+        Parameters
+        ----------
+        device : str or torch.device
+
+        Returns
+        -------
+        Tensor of shape (1, 3, image_size, image_size), uint8
+        """
+        return torch.zeros(1, 3, self.image_size, self.image_size, dtype=torch.uint8, device=device)
+
+
+class TextInput(nn.Module):
+    """The input side of a text encoder: passes ``(input_ids, attention_mask)`` to the embedding block.
+
+    It holds the backbone's preprocessing, the tokenizer and the maximum length texts are
+    tokenised to (the text counterpart of :class:`ImageNormalizer`'s size, mean and std), so the
+    network carries everything that turns its input into what its first block reads.
+
+    Parameters
+    ----------
+    preprocessing : skft.backbones.TextPreprocessing
+    max_length : int
+        Tokens per text, special tokens included.
+    """
+
+    def __init__(self, preprocessing, max_length):
+        super().__init__()
+        self.preprocessing = preprocessing
+        self.max_length = int(max_length)
+
+    def forward(self, inputs):
+        input_ids, attention_mask = inputs
+        return input_ids, attention_mask
+
+    def probe(self, device):
+        """One short input of padding tokens (see :meth:`ImageNormalizer.probe`).
+
+        Parameters
+        ----------
+        device : str or torch.device
+
+        Returns
+        -------
+        tuple of Tensor of shape (1, 2)
+        """
+        input_ids = torch.full((1, 2), self.preprocessing.pad_token_id, dtype=torch.long, device=device)
+        return input_ids, torch.ones_like(input_ids)
+
+    def extra_repr(self):
+        return f"max_length={self.max_length}, tokenizer_digest={self.preprocessing.tokenizer_digest!r}"
+
+
+def input_device_type(X):
+    """The device type of a network input: a tensor, or the first tensor of a text state or token pair.
+
+    Parameters
+    ----------
+    X : Tensor or tuple of Tensor
+
+    Returns
+    -------
+    str
+    """
+    return (X[0] if isinstance(X, (tuple, list)) else X).device.type
+
+
+def _as_float(x):
+    """``x.float()`` for a tensor; the hidden states in float for a text state (the mask unchanged)."""
+    if isinstance(x, (tuple, list)):
+        hidden, attention_mask = x
+        return TextState(hidden.float(), attention_mask)
+    return x.float()
+
+
+def make_pool(pooling):
+    """The pooling module for a backbone's ``pooling``: :class:`TextPool` for text, else :class:`GlobalPool`.
+
+    Parameters
+    ----------
+    pooling : str
+
+    Returns
+    -------
+    nn.Module
+    """
+    return TextPool(pooling) if pooling in TEXT_POOLINGS else GlobalPool(pooling)
 
 
 class GlobalPool(nn.Module):
@@ -140,9 +236,9 @@ class FineTuneNetwork(nn.Module):
     blocks : list of (str, nn.Module)
         The backbone's blocks up to the feature layer, in order.
     pooling : str
-        See :class:`GlobalPool`.
+        See :class:`GlobalPool` (images) and :class:`~skft.backbones.TextPool` (text).
     head : nn.Module
-    normalizer : ImageNormalizer
+    normalizer : ImageNormalizer or TextInput
     n_frozen : int
         How many leading blocks are frozen.
     bn_trainable : bool
@@ -160,7 +256,7 @@ class FineTuneNetwork(nn.Module):
         self.backbone = nn.Sequential(OrderedDict(
             (name, block if index < n_frozen else _trainable_copy(block)) for index, (name, block) in enumerate(blocks)
         ))
-        self.pool = GlobalPool(pooling)
+        self.pool = make_pool(pooling)
         self.head = head
         self.n_frozen = n_frozen
         self.n_trainable = len(self.backbone) - n_frozen
@@ -239,6 +335,11 @@ class FineTuneNetwork(nn.Module):
         return self.bn_trainable and bool(_trainable_batchnorms(self))
 
     @property
+    def modality(self):
+        """``"text"`` for a text encoder's network, else ``"image"``."""
+        return "text" if isinstance(self.normalizer, TextInput) else "image"
+
+    @property
     def cache_start(self):
         """The ``start_block`` at which training resumes after the frozen prefix.
 
@@ -247,34 +348,36 @@ class FineTuneNetwork(nn.Module):
         """
         return self.n_frozen if self.n_frozen < len(self.backbone) else len(self.backbone) + 1
 
-    def frozen_prefix(self, images):
-        """Run the frozen part on images: what the frozen-prefix cache stores.
+    def frozen_prefix(self, inputs):
+        """Run the frozen part on inputs: what the frozen-prefix cache stores.
 
         Parameters
         ----------
-        images : Tensor of shape (N, C, H, W)
+        inputs : Tensor of shape (N, C, H, W), or tuple of Tensor
+            Images, or ``(input_ids, attention_mask)`` of a padded batch of texts.
 
         Returns
         -------
-        Tensor
-            The output of the last frozen block (pooled when every block is frozen), float32; an
-            inference tensor, to be cloned before use in training.
+        Tensor or TextState
+            The output of the last frozen block (pooled when every block is frozen), float32
+            (for text, a ``TextState`` with float32 hidden states); inference tensors, to be
+            cloned before use in training.
         """
-        with torch.inference_mode(), autocast_context(self.autocast_dtype, images.device.type):
-            x = self.normalizer(images)
+        with torch.inference_mode(), autocast_context(self.autocast_dtype, input_device_type(inputs)):
+            x = self.normalizer(inputs)
             for block in self.frozen_blocks():
                 x = block(x)
-            return (self.pool(x) if self.n_frozen == len(self.backbone) else x).float()
+            return _as_float(self.pool(x) if self.n_frozen == len(self.backbone) else x)
 
     def features(self, X, start_block=0):
         """Pooled backbone features of images, or of block activations.
 
         Parameters
         ----------
-        X : Tensor
-            Images ``(N, C, H, W)`` when ``start_block`` is 0, else the output of block
-            ``start_block - 1``; already pooled features when ``start_block`` is
-            ``len(backbone) + 1``.
+        X : Tensor or tuple of Tensor
+            Images ``(N, C, H, W)`` (or ``(input_ids, attention_mask)``) when ``start_block`` is 0,
+            else the output of block ``start_block - 1`` (a text state ``(hidden, attention_mask)``);
+            already pooled features when ``start_block`` is ``len(backbone) + 1``.
         start_block : int or Tensor
             Index of the first block to run (a tensor of equal values when it comes through a data loader).
 
@@ -291,7 +394,7 @@ class FineTuneNetwork(nn.Module):
         return self.pool(x)
 
     def forward(self, X, start_block=0):
-        with autocast_context(self.autocast_dtype, X.device.type):
+        with autocast_context(self.autocast_dtype, input_device_type(X)):
             outputs = self.head(self.features(X, start_block))
         return outputs.float()
 

@@ -71,3 +71,55 @@ def unpad_activations(hidden, attention_mask):
     """
     lengths = attention_mask.sum(dim=1).tolist()
     return [hidden[row, :length] for row, length in enumerate(lengths)]
+
+
+def pad_text_inputs(items, pad_token_id):
+    """One batch from per-text inputs: token ids, cached activations ``(L_i, H)`` or pooled vectors.
+
+    Parameters
+    ----------
+    items : sequence
+        1-D integer arrays or tensors (token ids), 2-D float tensors (activations of one text) or
+        1-D float tensors (pooled features, stacked as they are).
+    pad_token_id : int
+
+    Returns
+    -------
+    tuple of Tensor or Tensor
+        ``(input_ids, attention_mask)``, ``(hidden, attention_mask)`` or pooled features ``(N, H)``.
+    """
+    first = items[0]
+    if torch.is_tensor(first) and first.is_floating_point():
+        return pad_activations(items) if first.ndim == 2 else torch.stack(list(items))
+    return pad_token_ids(items, pad_token_id)
+
+
+class TextCollate:
+    """A data loader's ``collate_fn`` for texts: pads each batch to its own longest text.
+
+    skorch hands it ``(X, y)`` samples where ``X`` is a dict whose ``"X"`` holds one text's token
+    ids or cached activations (see :func:`pad_text_inputs`); every other entry (``start_block``)
+    and ``y`` are collated as torch does.
+
+    Parameters
+    ----------
+    pad_token_id : int
+    """
+
+    def __init__(self, pad_token_id):
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, samples):
+        from torch.utils.data import default_collate
+
+        inputs, targets = zip(*samples)
+        batch = {
+            name: pad_text_inputs([item[name] for item in inputs], self.pad_token_id)
+            if name == "X"
+            else default_collate([item[name] for item in inputs])
+            for name in inputs[0]
+        }
+        return batch, default_collate(targets)
+
+    def __repr__(self):
+        return f"TextCollate(pad_token_id={self.pad_token_id})"

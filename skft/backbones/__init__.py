@@ -8,6 +8,7 @@ from ._digest import module_digest
 from ._registry import (
     BackboneSpec,
     RegistrationTravelsMixin,
+    backbone_modality,
     get_spec,
     list_backbones,
     register_backbone,
@@ -15,7 +16,7 @@ from ._registry import (
 )
 from ._resolving import ResolvedBackbone, resolve_backbone, weights_identity
 from ._summary import BackboneSummary, describe_backbone, summarize_backbone
-from ._text import quiet_transformers
+from ._text import TEXT_POOLINGS, TextPool, TextPreprocessing, TextState, quiet_transformers
 from ._types import BackboneParts, Preprocessing
 from ._weights_file import describe_mismatch
 
@@ -31,6 +32,11 @@ __all__ = [
     "Preprocessing",
     "RegistrationTravelsMixin",
     "ResolvedBackbone",
+    "TEXT_POOLINGS",
+    "TextPool",
+    "TextPreprocessing",
+    "TextState",
+    "backbone_modality",
     "describe_mismatch",
     "get_spec",
     "module_digest",

@@ -8,8 +8,10 @@ from typing import Callable
 from torch import nn
 
 from . import _efficientnet_lite
+from . import _torchvision as tv
 from ._digest import module_digest, qualified_name
 from ._splitting import split_children
+from ._text import is_text_backbone, text_backbone_names, text_backbone_spec
 from ._types import IMAGENET_MEAN, IMAGENET_STD, POOLINGS, BackboneParts, Preprocessing
 
 
@@ -38,6 +40,9 @@ class BackboneSpec:
         arguments but without reading the weights (freshly initialised; buildable on the ``meta``
         device). ``build(weights)`` is this skeleton with the weights' state dict loaded. ``None``
         (user registrations, whose builder returns its weights): ``build`` itself.
+    modality : str
+        ``"image"``; text encoders come as :class:`skft.backbones._text.TextBackboneSpec` (``"text"``),
+        which has the same fields.
     """
 
     name: str
@@ -48,6 +53,7 @@ class BackboneSpec:
     weights_file: Callable = field(default=lambda weights: None)
     registration: dict = None
     skeleton: Callable = None
+    modality: str = "image"
 
 
 _USER_SPECS = {}
@@ -69,8 +75,6 @@ def _shipped_specs():
 
 
 def _torchvision_spec(name):
-    from . import _torchvision as tv
-
     return BackboneSpec(
         name=name,
         build=lambda weights: tv.build_torchvision_model(name, weights),
@@ -83,8 +87,6 @@ def _torchvision_spec(name):
 
 
 def _torchvision_names():
-    from . import _torchvision as tv
-
     return tv.torchvision_model_names()
 
 
@@ -95,7 +97,9 @@ def list_backbones():
     -------
     list of str
         ``"efficientnet_lite0"`` (shipped with its ImageNet weights, works offline), every
-        torchvision classification model, and the names added with :func:`register_backbone`.
+        torchvision classification model, the shipped text encoder ``"all-MiniLM-L6-v2"`` and the
+        names added with :func:`register_backbone`. Any Hugging Face encoder also works without
+        being listed: ``"hf:<model id>"`` (from the Hugging Face cache) or a model directory's path.
 
     Examples
     --------
@@ -103,19 +107,22 @@ def list_backbones():
     >>> "efficientnet_lite0" in list_backbones() and "resnet18" in list_backbones()
     True
     """
-    return sorted(set(_shipped_specs()) | set(_torchvision_names()) | set(_USER_SPECS))
+    return sorted(set(_shipped_specs()) | set(_torchvision_names()) | set(text_backbone_names()) | set(_USER_SPECS))
 
 
 def get_spec(name):
     """Return the :class:`BackboneSpec` registered under ``name``.
 
+    Registry names come first; then text encoders: ``"all-MiniLM-L6-v2"``, ``"hf:<model id>"``
+    or the path of a model directory (see :func:`skft.backbones._text.text_backbone_spec`).
+
     Parameters
     ----------
-    name : str
+    name : str or path
 
     Returns
     -------
-    BackboneSpec
+    BackboneSpec or TextBackboneSpec
 
     Raises
     ------
@@ -129,9 +136,30 @@ def get_spec(name):
         return shipped[name]
     if name in _torchvision_names():
         return _torchvision_spec(name)
+    if is_text_backbone(name):
+        return text_backbone_spec(name)
     close = difflib.get_close_matches(str(name), list_backbones(), n=5, cutoff=0.5)
     hint = f" Did you mean one of {close}?" if close else ""
     raise ValueError(f"backbone={name!r} is not a registered backbone.{hint} See skft.list_backbones().")
+
+
+def backbone_modality(backbone):
+    """What a ``backbone`` argument reads: ``"text"`` for a text encoder, else ``"image"``.
+
+    Decided without building or reading anything: registry names are image backbones; a text
+    encoder is ``"all-MiniLM-L6-v2"``, ``"hf:<model id>"`` or a directory holding ``config.json``.
+
+    Parameters
+    ----------
+    backbone : str, path or nn.Module
+
+    Returns
+    -------
+    {"image", "text"}
+    """
+    if isinstance(backbone, str) and (backbone in _USER_SPECS or backbone in _shipped_specs()):
+        return "image"
+    return "text" if is_text_backbone(backbone) else "image"
 
 
 def register_backbone(

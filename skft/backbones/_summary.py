@@ -1,4 +1,7 @@
-"""What :func:`describe_backbone` shows: blocks, parameter counts, input size, normalisation."""
+"""What :func:`describe_backbone` shows: blocks, parameter counts, and the input the weights expect.
+
+Image backbones: input size and normalisation. Text backbones: maximum length, tokenizer, pooling.
+"""
 
 import os
 from dataclasses import dataclass
@@ -7,6 +10,7 @@ import torch
 
 from ._registry import get_spec
 from ._resolving import _build_with_weights
+from ._text import TextPreprocessing
 from ._types import Preprocessing
 
 
@@ -19,11 +23,13 @@ class BackboneSummary:
     name : str
     blocks : list of (str, int)
         Block names with their parameter counts.
-    preprocessing : Preprocessing
+    preprocessing : Preprocessing or TextPreprocessing
     weights_file : str or None
         Where the default weights live (or are expected) on disk.
     weights_available : bool
         Whether the default weights can be loaded without a download.
+    pooling : str, optional
+        How the last block's output becomes one vector (shown for text backbones).
     """
 
     name: str
@@ -31,6 +37,7 @@ class BackboneSummary:
     preprocessing: Preprocessing
     weights_file: str
     weights_available: bool
+    pooling: str = None
 
     def to_text(self):
         """Format the summary as the table :func:`describe_backbone` prints.
@@ -39,13 +46,10 @@ class BackboneSummary:
         -------
         str
         """
-        pre = self.preprocessing
-        size = f"exactly {pre.image_size} px" if pre.fixed_size else f"{pre.image_size} px (at least {pre.min_size} px)"
         total = sum(count for _, count in self.blocks)
         lines = [
             f"backbone: {self.name}",
-            f"input size: {size}",
-            f"normalisation: mean={tuple(round(v, 4) for v in pre.mean)}, std={tuple(round(v, 4) for v in pre.std)}",
+            *self._input_lines(),
             f"default weights: {'available offline' if self.weights_available else 'not on disk'}"
             + (f" ({self.weights_file})" if self.weights_file else ""),
             f"{len(self.blocks)} blocks, {total:,} parameters:",
@@ -53,6 +57,20 @@ class BackboneSummary:
         width = max(len(name) for name, _ in self.blocks)
         lines += [f"  {index:>2}  {name:<{width}}  {count:>12,}" for index, (name, count) in enumerate(self.blocks)]
         return "\n".join(lines)
+
+    def _input_lines(self):
+        pre = self.preprocessing
+        if isinstance(pre, TextPreprocessing):
+            return [
+                f"input: text, at most {pre.max_length} tokens (max_length; the model accepts {pre.max_positions})",
+                f"tokenizer: {type(pre.tokenizer).__name__} (digest {pre.tokenizer_digest[:12]})",
+                f"pooling: {self.pooling}",
+            ]
+        size = f"exactly {pre.image_size} px" if pre.fixed_size else f"{pre.image_size} px (at least {pre.min_size} px)"
+        return [
+            f"input size: {size}",
+            f"normalisation: mean={tuple(round(v, 4) for v in pre.mean)}, std={tuple(round(v, 4) for v in pre.std)}",
+        ]
 
 
 def summarize_backbone(name):
@@ -81,18 +99,20 @@ def summarize_backbone(name):
         preprocessing=spec.preprocessing(default),
         weights_file=weights_file,
         weights_available=spec.source == "user" or bool(weights_file and os.path.isfile(weights_file)),
+        pooling=parts.pooling,
     )
 
 
 def describe_backbone(name):
-    """Print a backbone's blocks with parameter counts, its input size and its normalisation.
+    """Print a backbone's blocks with parameter counts and its input (size and normalisation, or tokenizer).
 
     Nothing is downloaded and no weights are allocated (parameters are counted on the ``meta`` device).
 
     Parameters
     ----------
     name : str
-        A registered backbone name (see :func:`list_backbones`).
+        A registered backbone name (see :func:`list_backbones`), or a text encoder (``"hf:<model id>"``
+        or a model directory).
 
     Returns
     -------

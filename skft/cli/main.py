@@ -258,7 +258,7 @@ def _run_fit(args):
 
 
 def _run_predict(args):
-    from .._nn.model_file import load
+    from .._load import load
 
     if not Path(args.model).is_file():
         raise UsageError(f"MODEL {args.model!r} is not a file")

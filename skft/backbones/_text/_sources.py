@@ -52,8 +52,13 @@ class TextBackboneSpec:
         ``"shipped"``, ``"huggingface"`` or ``"local"``.
     weights_file : callable
         ``weights_file(weights) -> str or None``: the directory's ``model.safetensors`` for ``"DEFAULT"``.
+    skeleton : callable
+        ``skeleton(weights) -> transformers.PreTrainedModel``: the same model randomly initialised
+        (buildable on the ``meta`` device); ``build("DEFAULT")`` is it with the weights loaded.
     modality : str
         ``"text"``.
+    registration : None
+        Text backbones are not user registrations.
     """
 
     name: str
@@ -64,7 +69,9 @@ class TextBackboneSpec:
     pooling: str
     source: str
     weights_file: Callable = field(repr=False)
+    skeleton: Callable = field(repr=False, default=None)
     modality: str = "text"
+    registration: dict = None
 
 
 def text_backbone_names():
@@ -193,4 +200,5 @@ def text_backbone_spec(backbone):
         pooling=pooling,
         source=source,
         weights_file=lambda weights: weights_path if weights == "DEFAULT" else None,
+        skeleton=lambda weights: build_text_model(model_dir, None),
     )

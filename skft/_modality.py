@@ -1,0 +1,92 @@
+"""What ``X`` must be for a backbone's modality, and which parameters apply to it.
+
+The backbone decides the modality (:func:`skft.backbones.backbone_modality`): image backbones read
+image arrays, PIL images or file paths; text encoders read a sequence of str. Each side refuses the
+other's input, and the parameters of the other modality, with an error that names them and the fix.
+"""
+
+import os
+
+import numpy as np
+
+from ._images.source import as_image_source
+from ._text import check_texts
+
+#: The shipped text encoder, named in the errors that point image users with texts to it.
+TEXT_EXAMPLE = "all-MiniLM-L6-v2"
+
+
+def check_samples(X, modality, backbone, image_size=None):
+    """Validate ``X`` for a backbone of ``modality``.
+
+    Parameters
+    ----------
+    X : object
+        What the user passed.
+    modality : {"image", "text"}
+    backbone : object
+        The ``backbone`` parameter, named in messages.
+    image_size : int, optional
+        Images: the side lazily loaded images are resized to (see ``as_image_source``).
+
+    Returns
+    -------
+    list of str, Tensor or LazyImages
+        The texts, or the image source.
+    """
+    if modality == "text":
+        return check_texts(X)
+    _refuse_texts(X, backbone)
+    return as_image_source(X, image_size)
+
+
+def _refuse_texts(X, backbone):
+    """Refuse a sequence of str none of which is a file: texts given to an image backbone."""
+    if isinstance(X, (str, bytes)) or hasattr(X, "columns"):
+        return
+    if hasattr(X, "to_numpy") and not isinstance(X, np.ndarray):
+        X = X.to_numpy()
+    if isinstance(X, np.ndarray):
+        if X.ndim != 1 or X.dtype.kind not in "OU":
+            return
+        X = X.tolist()
+    if not isinstance(X, (list, tuple)) or not X or not all(isinstance(item, str) for item in X):
+        return
+    if any(os.path.isfile(item) for item in X):
+        return
+    shown = X[0] if len(X[0]) <= 60 else X[0][:57] + "..."
+    raise TypeError(
+        f"X holds str that are not image files (X[0] = {shown!r}), but backbone={backbone!r} reads images (arrays, "
+        f"PIL images or file paths). If X holds texts, choose a text backbone, e.g. backbone={TEXT_EXAMPLE!r} (or "
+        "'hf:<model id>', or a model directory). If X holds paths, check them (relative paths start from "
+        f"{os.getcwd()!r})."
+    )
+
+
+def check_modality_params(estimator, modality, backbone):
+    """Refuse parameters that only apply to the other modality (set to something else than their default).
+
+    Parameters
+    ----------
+    estimator : object
+        With ``image_size``, ``max_length`` and (optionally) ``augment``.
+    modality : {"image", "text"}
+    backbone : object
+        Named in messages.
+    """
+    if modality == "text":
+        if estimator.image_size is not None:
+            raise ValueError(
+                f"image_size={estimator.image_size!r} applies to image backbones, but backbone={backbone!r} is a text "
+                "encoder. Leave image_size=None; the length texts are truncated to is max_length."
+            )
+        if getattr(estimator, "augment", False):
+            raise ValueError(
+                f"augment={estimator.augment!r} applies to image backbones (random crops and flips), but "
+                f"backbone={backbone!r} is a text encoder. Pass augment=False."
+            )
+    elif estimator.max_length is not None:
+        raise ValueError(
+            f"max_length={estimator.max_length!r} applies to text backbones, but backbone={backbone!r} reads images. "
+            "Leave max_length=None (the input size of images is image_size)."
+        )
