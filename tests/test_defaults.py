@@ -65,7 +65,7 @@ def test_grid_search_over_lr_including_auto(auto_params):
                                             ("feature_extraction", 0)])
 def test_auto_trainable_layers_is_reported(tiny_params, mode, expected):
     X, y = make_images(16)
-    clf = FineTunedClassifier(mode=mode, trainable_layers="auto", **tiny_params).fit(X, y)
+    clf = FineTunedClassifier(mode=mode, **{**tiny_params, "trainable_layers": "auto"}).fit(X, y)
     assert clf.trainable_layers_ == expected
     assert clf.n_frozen_blocks_ == 3 - expected
 
