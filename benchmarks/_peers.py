@@ -2,17 +2,20 @@
 
 Both use EfficientNet-Lite0 straight from ``efficientnet_lite_pytorch`` with the shipped
 weights, the same preprocessing as skft (resize to a square, mean = std = 0.5), frozen blocks in
-eval mode, and images preprocessed once up front (an advantage the peers get for free).
+eval mode, and images preprocessed once up front (an advantage the peers get for free). As a user
+would, they read the pretrained weights once per process and copy them for every fit; every
+contender runs on the one device given to the functions here.
 """
 
-import sys
-from pathlib import Path
+import copy
+import functools
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from skft import FineTunedClassifier, clear_cache
 from skft.datasets import load_mnist
 
 from skft.backbones import _efficientnet_lite as lite  # noqa: E402
@@ -25,12 +28,32 @@ def preprocess(images, size):
     return ((x - 0.5) / 0.5).contiguous()
 
 
+@functools.cache
+def _pretrained_blocks():
+    """The pretrained Lite0 blocks, read from the weights file once per process."""
+    return tuple(block for _, block in lite.split(lite.build("DEFAULT")).blocks)
+
+
+def read_pretrained_weights(images, labels, device):
+    """Read the pretrained weights once for every contender, before any clock starts.
+
+    The peers read the blocks they copy for every fit; skft keeps its pretrained model after a
+    first (tiny) fit. The activation cache that fit filled is emptied.
+    """
+    _pretrained_blocks()
+    FineTunedClassifier(image_size=32, max_epochs=1, device=device).fit(images, labels)
+    clear_cache()
+
+
 class PeerNetwork(nn.Module):
-    """Lite0 blocks + linear head; the first ``n_frozen`` blocks frozen and kept in eval mode."""
+    """Lite0 blocks + linear head; the first ``n_frozen`` blocks frozen and kept in eval mode.
+
+    Every instance owns a copy of the pretrained blocks read once per process.
+    """
 
     def __init__(self, n_frozen, n_classes=10):
         super().__init__()
-        blocks = [block for _, block in lite.split(lite.build("DEFAULT")).blocks]
+        blocks = copy.deepcopy(_pretrained_blocks())
         self.frozen = nn.Sequential(*blocks[:n_frozen]).requires_grad_(False)
         self.trainable = nn.Sequential(*blocks[n_frozen:])
         self.head = nn.Linear(1280, n_classes)
@@ -67,11 +90,14 @@ class RestNetwork(nn.Module):
         return self.head(self.trainable(X).mean(dim=(2, 3)))
 
 
-def frozen_features(n_frozen, X):
-    """The reference's compute-once step: the frozen blocks run once on every image."""
-    network = PeerNetwork(n_frozen).eval()
+def frozen_features(n_frozen, X, device):
+    """The reference's compute-once step: the frozen blocks run once on every image, on ``device``.
+
+    Returns the activations on the CPU, as skorch takes its inputs.
+    """
+    network = PeerNetwork(n_frozen).eval().to(device)
     with torch.inference_mode():
-        return torch.cat([network.frozen(X[i : i + 128]) for i in range(0, len(X), 128)]).clone()
+        return torch.cat([network.frozen(X[i : i + 128].to(device)).cpu() for i in range(0, len(X), 128)]).clone()
 
 
 def trainable_only(optimizer_class):
@@ -84,12 +110,12 @@ def trainable_only(optimizer_class):
     return make
 
 
-def hand_written_fit(X, y, *, n_frozen, lr, batch_size, epochs, seed):
-    """A plain PyTorch training loop: what skft's full mode is compared to."""
+def hand_written_fit(X, y, *, n_frozen, lr, batch_size, epochs, seed, device):
+    """A plain PyTorch training loop on ``device``: what skft's full mode is compared to."""
     torch.manual_seed(seed)
-    network = PeerNetwork(n_frozen)
+    network = PeerNetwork(n_frozen).to(device)
     optimizer = torch.optim.AdamW([p for p in network.parameters() if p.requires_grad], lr=lr, weight_decay=1e-4)
-    targets = torch.as_tensor(y)
+    X, targets = X.to(device), torch.as_tensor(y, device=device)
     for _ in range(epochs):
         network.train()
         order = torch.randperm(len(X))
@@ -104,5 +130,5 @@ def hand_written_fit(X, y, *, n_frozen, lr, batch_size, epochs, seed):
 
 def digits(n, seed=0):
     """``n`` shuffled MNIST digits and integer labels."""
-    images, labels = load_mnist(n, seed)
+    images, labels = load_mnist(n, seed=seed)
     return images, np.array([int(label.split()[-1]) for label in labels])

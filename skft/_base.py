@@ -22,10 +22,9 @@ from torch import nn
 from ._cache import frozen_activations, frozen_text_activations, prefix_key
 from ._defaults import AUTO, resolve_lr, resolve_trainable_layers
 from ._clone import SharesModuleOnClone
-from ._saving import SavedAsModelFile
 from ._images.augment import augmentation_enabled, training_collate
 from ._images.source import at_image_size
-from ._modality import check_modality_params, check_samples
+from ._modality import check_modality_params, check_samples, set_input_tags
 from ._nn.accelerate import ACCELERATE, AcceleratedNet, accelerated_device, make_accelerator
 from ._nn.assembly import MODES, build_network, count_frozen_blocks
 from ._nn.device import release_cached_gpu_memory, resolve_device
@@ -37,11 +36,13 @@ from ._nn.lifecycle import (
     fit_reporting_interrupt,
     keeps_previous_fit_on_error,
 )
+from ._nn.lora import lora_settings, merge_adapters
 from ._nn.network import precise_batchnorm
 from ._nn.optim import LR_SCHEDULES, OPTIMIZERS, SGD_MOMENTUM, TrainableOnly, param_groups, schedule_callback
 from ._nn.precision import PRECISIONS, check_precision, fp16_loss_scaling
 from ._nn.regularizers import L2SPPenalty, block_drift, snapshot_trainable
 from ._nn.seeding import FitGenerators, seeded_global_generator
+from ._saving import SavedAsModelFile
 from ._text import TextCollate, tokenized_texts
 from .backbones import RegistrationTravelsMixin, backbone_modality, resolve_backbone
 from .callbacks import GradualUnfreezing
@@ -60,7 +61,7 @@ class FineTunedEstimatorBase(
         "backbone": [str, os.PathLike, nn.Module],
         "weights": [str, os.PathLike, None],
         "mode": [StrOptions(set(MODES))],
-        "trainable_layers": [Interval(Integral, 0, None, closed="left"), StrOptions({AUTO})],
+        "trainable_layers": [Interval(Integral, 0, None, closed="left"), StrOptions({AUTO}), None],
         "feature_layer": [Integral],
         "head": [tuple, list],
         "dropout": [Interval(Real, 0, 1, closed="left")],
@@ -89,6 +90,9 @@ class FineTunedEstimatorBase(
         "bn_trainable": ["boolean"],
         "warm_start": ["boolean"],
         "precision": [StrOptions(set(PRECISIONS))],
+        "lora_rank": [Interval(Integral, 1, None, closed="left")],
+        "lora_alpha": [Interval(Real, 0, None, closed="neither"), None],
+        "lora_dropout": [Interval(Real, 0, 1, closed="left")],
     }
 
     def __init__(
@@ -126,6 +130,9 @@ class FineTunedEstimatorBase(
         bn_trainable=False,
         warm_start=False,
         precision="fp32",
+        lora_rank=8,
+        lora_alpha=None,
+        lora_dropout=0.0,
     ):
         self.backbone = backbone
         self.weights = weights
@@ -159,6 +166,9 @@ class FineTunedEstimatorBase(
         self.bn_trainable = bn_trainable
         self.warm_start = warm_start
         self.precision = precision
+        self.lora_rank = lora_rank
+        self.lora_alpha = lora_alpha
+        self.lora_dropout = lora_dropout
 
     # -- hooks for subclasses -------------------------------------------------------------
 
@@ -185,6 +195,10 @@ class FineTunedEstimatorBase(
     def _target_weights(self, targets):
         """Per-sample weights implied by the targets (class weights); ones by default."""
         return np.ones(len(targets), dtype=np.float32)
+
+    def __sklearn_tags__(self):
+        """scikit-learn's tags: ``X`` is images (or texts for a text backbone); see :func:`set_input_tags`."""
+        return set_input_tags(super().__sklearn_tags__(), self.backbone)
 
     # -- fitting -----------------------------------------------------------------------------
 
@@ -219,6 +233,7 @@ class FineTunedEstimatorBase(
         self._validate_params()
         self._check_head()
         modality = backbone_modality(self.backbone)
+        self._check_mode(modality)
         check_modality_params(self, modality, self.backbone)
         samples = check_samples(X, modality, self.backbone)
         targets = self._encode_targets(y)
@@ -247,15 +262,22 @@ class FineTunedEstimatorBase(
                 continue_from(network, self.net_.module_)
             # A continued fit may start from frozen blocks that trained before: no cached activations.
             self.prefix_key_ = None if continues else self._prefix_key(network)
-            inputs = self._network_inputs(network, samples, device)
-            train, valid = self._split_validation(packed, seed)
-            valid_dataset = Dataset(_take(inputs, valid), packed[valid]) if valid is not None else None
-            net = self._make_net(
-                network, valid_dataset, len(train), device, starting_values, accelerator, generators
-            )
-            interrupted = fit_reporting_interrupt(net, _take(inputs, train), packed[train])
-            if network.batchnorm_trains and not interrupted:
-                precise_batchnorm(network, _batches(net, _take(inputs, train), packed[train], device))
+            if self._trains_nothing():
+                net = self._make_net(network, None, 0, device, starting_values, accelerator, generators)
+                net.initialize()
+                interrupted = False
+            else:
+                inputs = self._network_inputs(network, samples, device, self.prefix_key_)
+                train, valid = self._split_validation(packed, seed)
+                valid_dataset = Dataset(_take(inputs, valid), packed[valid]) if valid is not None else None
+                net = self._make_net(
+                    network, valid_dataset, len(train), device, starting_values, accelerator, generators
+                )
+                interrupted = fit_reporting_interrupt(net, _take(inputs, train), packed[train])
+                if network.batchnorm_trains and not interrupted:
+                    precise_batchnorm(network, _batches(net, _take(inputs, train), packed[train], device))
+        # Adapters are added into the weights: prediction runs the plain layers.
+        merge_adapters(network)
         if torch.device(device).type == "cpu":
             # Frozen blocks were the kept pretrained modules during the fit (what makes many fits cheap); the
             # fitted network is the estimator's own. (Moving a network to a GPU already copied them.)
@@ -284,6 +306,48 @@ class FineTunedEstimatorBase(
     def _continues_previous_fit(self):
         """Whether this fit starts from the weights of the previous one (``warm_start=True`` after a fit)."""
         return self.warm_start and hasattr(self, "net_")
+
+    def _check_mode(self, modality):
+        """Refuse parameters that contradict ``mode`` (each error names the parameter and the fix)."""
+        if self.mode == "prompt":
+            self._check_prompt_params()
+            if modality != "text":
+                raise ValueError(
+                    f"mode='prompt' classifies texts by their similarity to a text per class, but backbone="
+                    f"{self.backbone!r} reads images. For an image backbone with its weights unchanged, use "
+                    "mode='feature_extraction'."
+                )
+        if self.trainable_layers is None and self.mode != "lora":
+            raise ValueError(
+                f"trainable_layers=None means every block only with mode='lora'; mode={self.mode!r} needs an integer "
+                "(0 trains the head alone). Pass an integer, or mode='full' to train every block."
+            )
+        if self.mode != "lora":
+            return
+        for name, value, why in (
+            ("l2sp_alpha", self.l2sp_alpha > 0, "the pretrained weights stay frozen, so there is nothing to pull back "
+             "to them (the adapters are the whole change; lora_rank bounds it)"),
+            ("bn_trainable", self.bn_trainable, "LoRA leaves every pretrained tensor, BatchNorm statistics included, "
+             "as it was"),
+            ("warm_start", self._continues_previous_fit(), "a continued fit would add new adapters onto merged ones"),
+        ):
+            if value:
+                raise ValueError(
+                    f"{name}={getattr(self, name)!r} does not apply to mode='lora': {why}. Leave {name} at its "
+                    "default, or choose mode='repurpose' or 'full'."
+                )
+
+    def _check_prompt_params(self):
+        """Validate the prompt parameters for ``mode="prompt"``; only classifiers have a prompt per class."""
+        raise ValueError(
+            f"mode='prompt' assigns each text the class whose prompt it is most similar to, so it needs classes: "
+            f"{type(self).__name__} predicts numbers. Use FineTunedClassifier for mode='prompt', or another mode "
+            "('feature_extraction' keeps the backbone unchanged)."
+        )
+
+    def _trains_nothing(self):
+        """Whether ``fit`` only builds the network (zero-shot prompting) instead of training it."""
+        return False
 
     def _check_head(self):
         if not all(isinstance(size, Integral) and size > 0 for size in self.head):
@@ -330,13 +394,17 @@ class FineTunedEstimatorBase(
                 resolved.name,
             ),
             head=self.head,
-            n_outputs=self._n_outputs(),
+            n_outputs=None if self.mode == "prompt" else self._n_outputs(),
             dropout=self.dropout,
             # Randomly initialised BatchNorm has no statistics worth keeping: it trains.
             bn_trainable=self.bn_trainable or self.weights is None,
             precision=self.precision,
             generator=generator,
+            lora=self._lora_settings(),
+            prompt_tokens=self.prompt_tokens if self.mode == "prompt" else 0,
         )
+        if self.mode == "prompt":
+            network.head = self._prompt_head(network)
         self.max_length_ = getattr(network.normalizer, "max_length", None)
         self.backbone_name_ = resolved.name
         self.block_names_ = [name for name, _ in network.backbone.named_children()]
@@ -346,6 +414,14 @@ class FineTunedEstimatorBase(
     def _resolved_lr(self):
         """``lr``, or when it is ``"auto"`` the backbone's value for this mode (``skft._defaults``)."""
         return resolve_lr(self.lr, self.backbone_name_, self.mode, pretrained=self.weights is not None)
+
+    def _lora_settings(self):
+        """The resolved adapter settings with ``mode="lora"`` (``lora_alpha_`` is set), else None."""
+        if self.mode != "lora":
+            return None
+        settings = lora_settings(self.lora_rank, self.lora_alpha, self.lora_dropout)
+        self.lora_alpha_ = settings["alpha"]
+        return settings
 
     def _split_validation(self, packed, seed):
         """Training and early-stopping indices (``validation_fraction``, stratified for classifiers)."""
@@ -362,15 +438,12 @@ class FineTunedEstimatorBase(
             return None
         return prefix_key(network, self.precision)
 
-    def _network_inputs(self, network, samples, device):
-        """What the network is fed: frozen-prefix activations when cached, else the images or token ids.
+    def _network_inputs(self, network, samples, device, key):
+        """What the network is fed: frozen-prefix activations under ``key``, else the images or token ids.
 
         Texts are tokenised here, once, each at its own length: without the cache the network gets
         ``{"X": token ids per text}``, which batches pad (:class:`skft._text.TextCollate`).
-        The key is computed again from ``network`` as it is now, so a fitted network edited in place
-        since its fit never reads, or writes, the entries of what it was.
         """
-        key = None if self.prefix_key_ is None else self._prefix_key(network)
         if network.modality == "text":
             texts = tokenized_texts(samples, network.normalizer)
             if key is None:
@@ -481,7 +554,10 @@ class FineTunedEstimatorBase(
         check_is_fitted(self)
         network = self.net_.module_
         samples = check_samples(X, network.modality, self.backbone, self.image_size_)
-        inputs = self._network_inputs(network, samples, str(self.net_.device))
+        # The key is computed again from the network as it is now, so a fitted network edited in place
+        # since its fit never reads, or writes, the entries of what it was.
+        key = None if self.prefix_key_ is None else self._prefix_key(network)
+        inputs = self._network_inputs(network, samples, str(self.net_.device), key)
         return self.net_.forward(inputs, training=False).numpy()
 
 

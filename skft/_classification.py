@@ -1,6 +1,6 @@
 """FineTunedClassifier: a pretrained backbone fine-tuned to predict labels of any type."""
 
-from numbers import Real
+from numbers import Integral, Real
 
 import numpy as np
 import torch
@@ -13,8 +13,10 @@ from skorch.callbacks import EpochScoring
 
 from ._base import FineTunedEstimatorBase
 from ._nn.losses import WeightedCrossEntropy
+from ._nn.prompting import PromptHead, class_prompt_texts, pooled_embeddings
 from ._parameter_docs import document_shared
 from ._targets import check_no_missing_targets
+from ._text import pad_token_ids, tokenized_texts
 
 
 @document_shared
@@ -29,6 +31,19 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         classes (0.0 is off).
     class_weight : "balanced", dict or None, default=None
         Weights of the classes in the loss, as in scikit-learn (multiplying ``sample_weight``).
+    prompt_template : str, default="{label}"
+        With ``mode="prompt"``: the text describing class ``c`` is
+        ``prompt_template.format(label=label_prompts.get(c, c))``; it must hold ``{label}``. A text
+        is assigned the class whose prompt's pooled, normalised embedding is most similar (cosine)
+        to its own; ``predict_proba`` is the softmax of 20 times these similarities.
+    label_prompts : dict or None, default=None
+        With ``mode="prompt"``: what replaces ``{label}`` per class (the class itself when
+        absent), e.g. ``{"fresh": "a positive review", "rotten": "a negative review"}``.
+    prompt_tokens : int, default=0
+        With ``mode="prompt"``: 0 is zero-shot (``fit`` trains nothing: it records the classes and
+        embeds their prompts); ``k > 0`` inserts k learned vectors after the first token of every
+        text's embeddings and trains only them (prompt tuning), the encoder frozen, still scoring
+        against the class prompts.
 
     Attributes
     ----------
@@ -67,6 +82,9 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         **FineTunedEstimatorBase._parameter_constraints,
         "label_smoothing": [Interval(Real, 0, 1, closed="left")],
         "class_weight": [StrOptions({"balanced"}), dict, None],
+        "prompt_template": [str],
+        "label_prompts": [dict, None],
+        "prompt_tokens": [Interval(Integral, 0, None, closed="left")],
     }
 
     def __init__(
@@ -106,6 +124,12 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         label_smoothing=0.0,
         class_weight=None,
         precision="fp32",
+        lora_rank=8,
+        lora_alpha=None,
+        lora_dropout=0.0,
+        prompt_template="{label}",
+        label_prompts=None,
+        prompt_tokens=0,
     ):
         super().__init__(
             backbone=backbone,
@@ -140,9 +164,39 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
             bn_trainable=bn_trainable,
             warm_start=warm_start,
             precision=precision,
+            lora_rank=lora_rank,
+            lora_alpha=lora_alpha,
+            lora_dropout=lora_dropout,
         )
         self.label_smoothing = label_smoothing
         self.class_weight = class_weight
+        self.prompt_template = prompt_template
+        self.label_prompts = label_prompts
+        self.prompt_tokens = prompt_tokens
+
+    def _check_prompt_params(self):
+        if "{label}" not in self.prompt_template:
+            raise ValueError(
+                f"prompt_template={self.prompt_template!r} has no '{{label}}': every class would get the same prompt. "
+                "Pass a template holding {label}, e.g. 'A {label} movie review.'."
+            )
+        try:
+            class_prompt_texts(["label"], self.prompt_template, None)
+        except (KeyError, IndexError, ValueError) as error:
+            raise ValueError(
+                f"prompt_template={self.prompt_template!r} cannot be filled in with str.format(label=...) "
+                f"({type(error).__name__}: {error}). Keep {{label}} as the only field and double other braces "
+                "('{{', '}}')."
+            ) from None
+
+    def _trains_nothing(self):
+        return self.mode == "prompt" and self.prompt_tokens == 0
+
+    def _prompt_head(self, network):
+        """The head of ``mode="prompt"``: similarities to the embeddings of each class's prompt text."""
+        texts = class_prompt_texts(self.classes_, self.prompt_template, self.label_prompts)
+        tokens = tokenized_texts(texts, network.normalizer)
+        return PromptHead(pooled_embeddings(network, pad_token_ids(tokens.ids, tokens.pad_token_id)))
 
     def _validation_scores(self):
         return [("valid_acc", EpochScoring(_weighted_accuracy, lower_is_better=False, name="valid_acc"))]

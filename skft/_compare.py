@@ -4,6 +4,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.base import clone
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import cross_validate
 from sklearn.pipeline import make_pipeline
@@ -12,6 +13,7 @@ from sklearn.utils.multiclass import type_of_target
 
 from ._classification import FineTunedClassifier
 from ._images.source import as_image_source, at_image_size, image_batches
+from .backbones import backbone_modality
 from ._regression import FineTunedRegressor
 
 COLUMNS = ["score_mean", "score_std", "fit_time", "trainable_params", "drift"]
@@ -28,14 +30,22 @@ def _pixels(images):
     return torch.cat(rows).numpy()
 
 
+def _baseline(modality, is_classifier):
+    """The linear model a user reaches for without skft: on raw pixels, or on TF-IDF of the texts."""
+    linear = LogisticRegression(max_iter=2000) if is_classifier else Ridge()
+    if modality == "text":
+        vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2)
+        return "TF-IDF + linear model", make_pipeline(vectorizer, linear)
+    return "linear model on pixels", make_pipeline(FunctionTransformer(_pixels), StandardScaler(), linear)
+
+
 def _candidates(estimator, is_classifier):
-    floor = LogisticRegression(max_iter=2000) if is_classifier else Ridge()
     return [
         ("full", clone(estimator).set_params(mode="full")),
         ("repurpose", clone(estimator).set_params(mode="repurpose")),
         ("feature_extraction", clone(estimator).set_params(mode="feature_extraction")),
         ("full, weights=None", clone(estimator).set_params(mode="full", weights=None)),
-        ("linear model on pixels", make_pipeline(FunctionTransformer(_pixels), StandardScaler(), floor)),
+        _baseline(backbone_modality(estimator.backbone), is_classifier),
     ]
 
 
@@ -54,16 +64,18 @@ def _overall_drift(fitted):
 
 
 def compare_modes(X, y, *, cv=5, **estimator_params):
-    """Cross-validate every fine-tuning mode, random initialisation and a linear floor on ``X, y``.
+    """Cross-validate every fine-tuning mode, random initialisation and a linear baseline on ``X, y``.
 
     Candidates: ``mode="full"``, ``"repurpose"`` and ``"feature_extraction"`` with the
     pretrained weights; ``"full"`` with ``weights=None`` (what pretraining buys); and a
-    ``LogisticRegression`` (``Ridge`` for continuous targets) on raw pixels at 32 px (the floor).
+    ``LogisticRegression`` (``Ridge`` for continuous targets) as the baseline a user would reach
+    for without fine-tuning: on raw pixels at 32 px for an image backbone, on TF-IDF features
+    (word 1-2-grams, sublinear tf, ``min_df=2``) for a text backbone.
 
     Parameters
     ----------
-    X : images
-        Anything the estimators accept.
+    X : images or texts
+        Anything the estimators accept (a sequence of str for a text backbone).
     y : array-like
         Labels (a classifier is used) or continuous targets (a regressor).
     cv : int or cross-validation generator, default=5

@@ -12,6 +12,8 @@ shipped image backbone, conservative for ``full``.
 from dataclasses import dataclass
 
 AUTO = "auto"
+#: Modes without measured values of their own, and the mode whose value they use until measured.
+_MEASURED_LIKE = {"lora": "repurpose", "prompt": "feature_extraction"}
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,10 @@ def resolve_lr(lr, backbone_name, mode, pretrained):
     if lr != AUTO:
         return float(lr)
     table = backbone_defaults(backbone_name).lr
-    return table["scratch" if mode == "full" and not pretrained else mode]
+    if mode == "full" and not pretrained:
+        return table["scratch"]
+    # Not measured yet: adapters train like the last blocks; learned prompts like a head.
+    return table[_MEASURED_LIKE.get(mode, mode)]
 
 
 def resolve_trainable_layers(trainable_layers, backbone_name, n_blocks):

@@ -12,7 +12,7 @@ from torch import nn
 
 from ._clone import SharesModuleOnClone
 from ._images.source import image_batches
-from ._modality import check_modality_params, check_samples
+from ._modality import check_modality_params, check_samples, set_input_tags
 from ._nn.assembly import build_network, feature_size
 from ._nn.device import resolve_device
 from ._text import pad_token_ids, tokenized_texts
@@ -109,19 +109,28 @@ class BackboneFeatures(SharesModuleOnClone, RegistrationTravelsMixin, ClassNameP
         self.device = device
         self.num_workers = num_workers
 
-    def fit(self, X=None, y=None):
-        """Resolve the backbone and load its weights; ``X`` and ``y`` are not used.
+    def fit(self, X, y=None):
+        """Check ``X``, resolve the backbone and load its weights; nothing is learned from ``X``.
+
+        ``X`` is validated as :meth:`transform` reads it, so that a table, an empty or 1-D array
+        or complex values fail here, as they do in the estimators' ``fit``. No
+        ``n_features_in_`` is set: images of any size are accepted (and resized to
+        ``image_size_``), and texts of any length, so there is no fixed number of input features.
 
         Parameters
         ----------
-        X, y : ignored
+        X : array-like of images, sequence of file paths or PIL images, or sequence of str
+            As for :meth:`skft.FineTunedClassifier.fit`.
+        y : ignored
 
         Returns
         -------
         self
         """
         self._validate_params()
-        check_modality_params(self, backbone_modality(self.backbone), self.backbone)
+        modality = backbone_modality(self.backbone)
+        check_modality_params(self, modality, self.backbone)
+        check_samples(X, modality, self.backbone)
         self.device_ = resolve_device(self.device)
         resolved = resolve_backbone(self.backbone, self.weights, image_size=self.image_size,
                                     share_modules=self.device_ == "cpu")
@@ -139,6 +148,10 @@ class BackboneFeatures(SharesModuleOnClone, RegistrationTravelsMixin, ClassNameP
         self.network_ = network.to(self.device_).eval()
         self.n_features_out_ = feature_size(network)
         return self
+
+    def __sklearn_tags__(self):
+        """scikit-learn's tags: ``X`` is images (or texts for a text backbone); see :func:`set_input_tags`."""
+        return set_input_tags(super().__sklearn_tags__(), self.backbone)
 
     @property
     def _n_features_out(self):

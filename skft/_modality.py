@@ -8,9 +8,11 @@ other's input, and the parameters of the other modality, with an error that name
 import os
 
 import numpy as np
+import scipy.sparse
 
 from ._images.source import as_image_source
 from ._text import check_texts
+from .backbones import backbone_modality
 
 #: The shipped text encoder, named in the errors that point image users with texts to it.
 TEXT_EXAMPLE = "all-MiniLM-L6-v2"
@@ -34,6 +36,11 @@ def check_samples(X, modality, backbone, image_size=None):
     list of str, Tensor or LazyImages
         The texts, or the image source.
     """
+    if scipy.sparse.issparse(X):
+        raise TypeError(
+            f"X is a sparse {type(X).__name__} of shape {X.shape}: a table, but backbone={backbone!r} reads "
+            f"{'texts (a sequence of str)' if modality == 'text' else 'images'}. Sparse input is not supported."
+        )
     if modality == "text":
         return check_texts(X)
     _refuse_texts(X, backbone)
@@ -90,3 +97,31 @@ def check_modality_params(estimator, modality, backbone):
             f"max_length={estimator.max_length!r} applies to text backbones, but backbone={backbone!r} reads images. "
             "Leave max_length=None (the input size of images is image_size)."
         )
+
+
+def set_input_tags(tags, backbone):
+    """Describe in scikit-learn's ``Tags`` what ``X`` is for ``backbone`` (decided without building it).
+
+    Images arrive as 3-D or 4-D arrays of values 0..255 or 0..1 (``three_d_array``,
+    ``positive_only``); texts as a sequence of str (``string``). ``two_d_array`` keeps scikit-learn's
+    default True although a table is refused: it is the tag under which scikit-learn runs its API
+    checks, and the checks that fail only because ``X`` must be images or texts are listed, each
+    with its reason, in ``tests/test_sklearn_contract.py``.
+
+    Parameters
+    ----------
+    tags : sklearn.utils.Tags
+        Changed in place.
+    backbone : str, path or nn.Module
+        The estimator's ``backbone`` parameter.
+
+    Returns
+    -------
+    sklearn.utils.Tags
+    """
+    if backbone_modality(backbone) == "text":
+        tags.input_tags.string = True
+    else:
+        tags.input_tags.three_d_array = True
+        tags.input_tags.positive_only = True
+    return tags

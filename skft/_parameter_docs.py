@@ -14,10 +14,15 @@ SHARED_PARAMETERS = """\
     weights : str, path or None, default="DEFAULT"
         ``"DEFAULT"``, a torchvision weights name, ``None`` (random initialisation) or a path to a
         ``.pth``/``.pt``/``.safetensors`` state dict.
-    mode : {"full", "feature_extraction", "repurpose"}, default="repurpose"
-        What trains: every block; only the head; or the last ``trainable_layers`` blocks and the head.
-    trainable_layers : int or "auto", default="auto"
-        With ``mode="repurpose"``: how many blocks, counted back from ``feature_layer``, train.
+    mode : {"full", "feature_extraction", "repurpose", "lora", "prompt"}, default="repurpose"
+        What trains: every block; only the head; the last ``trainable_layers`` blocks and the head;
+        low-rank adapters on the last ``trainable_layers`` blocks and the head (the pretrained
+        weights frozen; ``pip install 'skft[lora]'``); or (classifiers of texts only) nothing but
+        the classifier's ``prompt_tokens`` input vectors, each text getting the class whose prompt
+        it is most similar to (docs/modes.md).
+    trainable_layers : int, "auto" or None, default="auto"
+        With ``mode="repurpose"`` or ``"lora"``: how many blocks, counted back from
+        ``feature_layer``, train (``"lora"``: get adapters; None or 0 there means every block).
         ``"auto"``: the backbone's measured value (3 for ``efficientnet_lite0``; 2 for a backbone
         without one), see ``docs/defaults.md``; the fit reports it as ``trainable_layers_``.
     feature_layer : int, default=-1
@@ -120,6 +125,13 @@ SHARED_PARAMETERS = """\
         ``torch.autocast`` (mixed precision; weights, optimizer and returned outputs stay float32).
         ``"bf16"`` works on CPU and CUDA; ``"fp16"`` needs CUDA and trains with dynamic loss
         scaling (docs/scaling.md).
+    lora_rank : int, default=8
+        With ``mode="lora"``: the rank of each adapter's update ``B @ A``.
+    lora_alpha : float or None, default=None
+        With ``mode="lora"``: the update is scaled by ``lora_alpha / lora_rank``; None is
+        ``2 * lora_rank`` (the value used is ``lora_alpha_``).
+    lora_dropout : float in [0, 1), default=0.0
+        With ``mode="lora"``: dropout on the adapters' input while training.
 """
 
 #: The Attributes entries every fitted fine-tuning estimator has.
@@ -148,6 +160,9 @@ SHARED_ATTRIBUTES = """\
     drift_ : dict of str to float
         Per block: the relative L2 distance of its parameters from their starting (pretrained)
         values after the fit (also after ``warm_start`` fits); 0.0 for blocks frozen in this fit.
+        With ``mode="lora"``, the change of the merged weights.
+    lora_alpha_ : float
+        With ``mode="lora"``: the adapters' ``lora_alpha`` as resolved.
 """
 
 

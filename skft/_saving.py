@@ -25,14 +25,17 @@ tokenizer identity differs from the one found there.
 
 from numbers import Integral
 
+import torch
 from sklearn.utils.validation import check_is_fitted
 from skorch.history import History
 
-from .backbones import describe_mismatch
-from ._nn.regularizers import snapshot_trainable
+from ._nn.assembly import select_blocks
 from ._nn.device import resolve_device
-from ._nn.network import TextInput
+from ._nn.lora import merge_adapters
 from ._nn.model_file import from_json, history_to_json, plain_tensors, to_json, write_model_file
+from ._nn.network import TextInput
+from ._nn.regularizers import snapshot_trainable
+from .backbones import describe_mismatch, module_digest, resolve_backbone
 
 #: The largest ``batch_size`` a model file may set.
 MAX_BATCH_SIZE = 4096
@@ -59,7 +62,7 @@ class SavedAsModelFile:
     #: Fitted attributes stored besides the network's tensors and ``history_``.
     _saved_attributes = ("image_size_", "backbone_name_", "block_names_", "n_frozen_blocks_", "drift_")
 
-    def save(self, path):
+    def save(self, path, *, full=False):
         """Save the fitted estimator to one file that loading can never run code from.
 
         The file is a safetensors file: the network's weights as tensors, and in its metadata, as JSON,
@@ -67,10 +70,20 @@ class SavedAsModelFile:
         skft version and the backbone's identity. Read it back with :func:`skft.load`. The write is
         atomic: an interrupted save leaves any previous file at ``path`` intact.
 
+        By default the file stores only what the fit changed: the head, the blocks that trained (for
+        ``mode="lora"`` their adapters, for ``mode="prompt"`` the prompt vectors and class prompt
+        embeddings) and the digest of the pretrained weights. Loading rebuilds the rest from the
+        backbone's registry and weights, and refuses to load when their digest differs. Such a file
+        is kilobytes to a few megabytes; ``full=True`` writes every tensor, for a machine that will not
+        have the pretrained weights (e.g. torchvision's, downloaded on first use). A model fitted
+        from ``weights=None`` is always saved in full.
+
         Parameters
         ----------
         path : str or path-like
             Where to write, e.g. ``"model.skft"``.
+        full : bool, default=False
+            Store every tensor of the network, so that loading needs no pretrained weights.
 
         Returns
         -------
@@ -96,7 +109,14 @@ class SavedAsModelFile:
             "preprocessing": _saved_preprocessing(self.net_.module_.normalizer),
             "history": history_to_json(self.history_),
         }
-        write_model_file(path, plain_tensors(self.net_.module_.state_dict()), document)
+        network = self.net_.module_
+        tensors = plain_tensors(network.state_dict())
+        if not full and self.weights is not None:
+            pretrained = _pretrained_blocks(self)
+            unchanged = _unchanged_frozen_blocks(network, dict(pretrained))
+            tensors = {key: tensors[key] for key in _stored_tensor_names(network, unchanged)}
+            document["pretrained"] = {"digest": module_digest(pretrained)}
+        write_model_file(path, tensors, document)
         return self
 
     @classmethod
@@ -133,18 +153,23 @@ class SavedAsModelFile:
                 "model again."
             ) from None
         _check_sizes(estimator, path)
-        network = _rebuild(estimator, normalisation, saved, path)
+        pretrained = document.get("pretrained")
+        network = _rebuild(estimator, normalisation, saved, path, read_weights=pretrained is not None)
         if text:
             _check_tokenizer(network.normalizer, preprocessing, estimator.backbone, path)
-        problem = describe_mismatch(
-            network.state_dict(), tensors, source="the file", target=f"backbone {estimator.backbone!r} as built here"
-        )
-        if problem is not None:
-            raise ValueError(
-                f"model file {path!r} was made for another backbone: {problem}. Register {estimator.backbone!r} as it "
-                "was when the model was saved."
-            )
-        network.load_state_dict(tensors)
+        if pretrained is None:
+            # Every tensor is in the file; a LoRA model's weights are merged: mark its fresh (zero) adapters merged.
+            merge_adapters(network)
+            _load_tensors(network, tensors, network.state_dict(), estimator.backbone, path)
+        else:
+            _check_pretrained_digest(estimator, pretrained, path)
+            state = network.state_dict()
+            frozen = {name for name, _ in list(network.backbone.named_children())[: network.n_frozen]}
+            required = _stored_tensor_names(network, frozen)
+            _load_tensors(network, tensors, {key: state[key] for key in set(tensors) | set(required) if key in state},
+                          estimator.backbone, path)
+            # The adapters came from the file, the weights from the pretrained ones: add them up as fit did.
+            merge_adapters(network)
         estimator.prefix_key_ = estimator._prefix_key(network)
         device = resolve_device(estimator.device if device is None else device)
         net = estimator._make_net(network, None, 0, device, snapshot_trainable(network))
@@ -155,11 +180,11 @@ class SavedAsModelFile:
         return estimator
 
 
-def _rebuild(estimator, normalisation, saved, path):
-    """The fitted network's architecture, built as ``fit`` built it, without reading any weights."""
+def _rebuild(estimator, normalisation, saved, path, read_weights):
+    """The fitted network's architecture, built as ``fit`` built it (reading the pretrained weights or not)."""
     backbone = estimator.backbone
     try:
-        network = estimator._build_network(read_weights=False, normalisation=normalisation)
+        network = estimator._build_network(read_weights=read_weights, normalisation=normalisation)
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(
             f"model file {path!r} needs backbone {backbone!r}, which cannot be built here: {error}. Register the "
@@ -173,6 +198,67 @@ def _rebuild(estimator, normalisation, saved, path):
             f"{built} here. Register {backbone!r} as it was when the model was saved."
         )
     return network
+
+
+def _load_tensors(network, tensors, expected, backbone, path):
+    """Copy a file's tensors into ``network``, refusing names or shapes other than ``expected``'s."""
+    problem = describe_mismatch(expected, tensors, source="the file", target=f"backbone {backbone!r} as built here")
+    if problem is not None:
+        raise ValueError(
+            f"model file {path!r} was made for another backbone: {problem}. Register {backbone!r} as it was when the "
+            "model was saved."
+        )
+    network.load_state_dict(tensors, strict=len(expected) == len(network.state_dict()))
+
+
+def _pretrained_blocks(estimator):
+    """The pretrained blocks (up to ``feature_layer``) the estimator's backbone and weights give in this process."""
+    resolved = resolve_backbone(
+        estimator.backbone, estimator.weights, image_size=estimator.image_size, share_modules=True
+    )
+    return select_blocks(resolved.parts.blocks, estimator.feature_layer, resolved.name)
+
+
+def _unchanged_frozen_blocks(network, pretrained):
+    """Names of the frozen blocks whose tensors equal the pretrained ones (a continued fit may have changed some)."""
+    return {
+        name
+        for name, block in list(network.backbone.named_children())[: network.n_frozen]
+        if _same_tensors(block.state_dict(), pretrained[name].state_dict())
+    }
+
+
+def _same_tensors(state, other):
+    return state.keys() == other.keys() and all(torch.equal(state[key], other[key].to(state[key].device))
+                                                for key in state)
+
+
+def _stored_tensor_names(network, unchanged_blocks):
+    """What a file that stores only what changed holds: all but ``unchanged_blocks`` and frozen parts of the rest.
+
+    In blocks that train only some of their tensors (LoRA adapters, prompt vectors), only those are
+    stored: the others are the pretrained ones (for LoRA, before the adapters are merged in).
+    """
+    names = []
+    for key in network.state_dict():
+        _, block, rest = key.split(".", 2) if key.startswith("backbone.") else (None, None, None)
+        if block is None:
+            names.append(key)
+        elif block not in unchanged_blocks and (network.trains_only is None or network.trains_only(rest)):
+            names.append(key)
+    return names
+
+
+def _check_pretrained_digest(estimator, stored, path):
+    """Refuse a file that stores only what changed when the pretrained weights here are not those it was fit on."""
+    found = module_digest(_pretrained_blocks(estimator))
+    if stored.get("digest") != found:
+        raise ValueError(
+            f"model file {path!r} stores only what its fit changed, on top of pretrained weights with digest "
+            f"{stored.get('digest')!r}, but backbone={estimator.backbone!r} with weights={estimator.weights!r} gives "
+            f"{found!r} here. Load it where the backbone and weights are those it was fit with, or save it again with "
+            "save(path, full=True), which needs no pretrained weights."
+        )
 
 
 def _saved_preprocessing(normalizer):

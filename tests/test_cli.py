@@ -280,3 +280,78 @@ def test_demo_quick_writes_every_file(capsys, tmp_path):
     ]
     assert 0 <= results["test_accuracy"] <= 1
     assert "held-out test accuracy" in out
+
+
+# -- texts from CSV files (a text backbone: the tiny BERT fixture as a model directory) --------------
+
+
+@pytest.fixture(scope="module")
+def text_csvs(tmp_path_factory):
+    """A tiny BERT model directory and CSV files of short reviews (columns review, sentiment)."""
+    from text_fixtures import make_texts, save_tiny_model
+
+    root = tmp_path_factory.mktemp("cli_text")
+    texts, codes = make_texts(24)
+    labels = np.array(["neg", "pos"])[codes]
+    for name, rows in [("train.csv", zip(texts, labels)), ("new.csv", zip(texts[:5] + [""], ["?"] * 6))]:
+        with open(root / name, "w", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(["review", "sentiment"])
+            writer.writerows(rows)
+    return root, save_tiny_model("bert", root / "bert"), texts
+
+
+@pytest.fixture(scope="module")
+def text_model(text_csvs):
+    root, bert, _ = text_csvs
+    path = root / "text.model"
+    status = main(["fit", str(root / "train.csv"), "-o", str(path), "--backbone", str(bert), "--text-column", "review",
+                   "--label-column", "sentiment", "--mode", "full", "--epochs", "2", "--grid", "lr=1e-2", "--cv", "2",
+                   "-q"])
+    assert status == 0
+    return path
+
+
+def test_fit_on_a_csv_of_texts_and_predict_a_csv(capsys, text_csvs, text_model):
+    from skft import load
+
+    root, _, texts = text_csvs
+    status, out, err = run(capsys, "predict", text_model, root / "new.csv", "--text-column", "review")
+    assert status == 0, err
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0] == ["review", "label", "probability"]
+    assert [row[0] for row in rows[1:]] == texts[:5] + [""]
+    assert [row[1] for row in rows[1:]] == list(load(text_model).predict(texts[:5] + [""]))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--text-column", "text", "--label-column", "sentiment"],
+         "--text-column 'text' is not a column of {csv!r}, whose columns are ['review', 'sentiment']"),
+        (["--text-column", "review", "--label-column", "sentimnt"],
+         "--label-column 'sentimnt' is not a column of {csv!r}, whose columns are ['review', 'sentiment']; "
+         "did you mean --label-column sentiment?"),
+    ],
+)
+def test_fit_names_a_missing_column_and_the_columns_present(capsys, text_csvs, args, message):
+    root, bert, _ = text_csvs
+    csv_path = str(root / "train.csv")
+    status, _, err = run(capsys, "fit", csv_path, "-o", root / "never.model", "--backbone", bert, *args)
+    assert status == 2
+    assert message.format(csv=csv_path) in err
+
+
+def test_predict_names_a_missing_text_column(capsys, text_csvs, text_model):
+    root, _, _ = text_csvs
+    status, _, err = run(capsys, "predict", text_model, root / "new.csv")
+    assert status == 2
+    assert "--text-column 'text' is not a column" in err and "['review', 'sentiment']" in err
+
+
+def test_the_backbone_decides_what_data_fit_reads(capsys, text_csvs, folders):
+    root, bert, _ = text_csvs
+    status, _, err = run(capsys, "fit", folders / "data", "-o", root / "never.model", "--backbone", bert)
+    assert status == 2 and "reads texts: give a CSV file" in err
+    status, _, err = run(capsys, "fit", root / "train.csv", "-o", root / "never.model", "--backbone", TINY)
+    assert status == 2 and "choose a text backbone, e.g. --backbone all-MiniLM-L6-v2" in err

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_SIZE, make_images
+from identity_nets import seeded_cnn
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
@@ -24,9 +26,6 @@ from skft import FineTunedClassifier, FineTunedRegressor, cache_info, clear_cach
 from skft._cache import DiskStore, prefix_key
 from skft._saving import MAX_BATCH_SIZE, MAX_IMAGE_SIZE
 from skft.backbones import _registry, get_spec, registration_digest, weights_identity
-
-from identity_nets import seeded_cnn
-from conftest import TINY_SIZE, make_images
 
 TESTS = Path(__file__).resolve().parent
 FIXTURES = TESTS / "data"
@@ -275,7 +274,8 @@ def saved_classifier(registered, params, tmp_path):
     X, y = make_images(20)
     clf = FineTunedClassifier(backbone="file_cnn", mode="repurpose", **params).fit(X, y)
     path = tmp_path / "model.skft"
-    clf.save(path)
+    # Every tensor in the file, frozen blocks included: what a forged file could change.
+    clf.save(path, full=True)
     return path, X, y
 
 

@@ -40,7 +40,7 @@ def png_data(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def features():
-    return BackboneFeatures(backbone=TINY, image_size=TINY_SIZE).fit()
+    return BackboneFeatures(backbone=TINY, image_size=TINY_SIZE).fit(make_images(2)[0])
 
 
 @pytest.fixture(scope="module")
@@ -229,7 +229,7 @@ def test_num_workers_load_files_in_other_processes(png_data, tiny_params):
     clf = FineTunedClassifier(**tiny_params, num_workers=1).fit(paths, y)
     assert clf.net_.iterator_train__num_workers == clf.net_.iterator_valid__num_workers == 1
     np.testing.assert_allclose(clf.predict_proba(paths), in_process, atol=1e-6)
-    features = BackboneFeatures(backbone=TINY, image_size=TINY_SIZE, batch_size=5, num_workers=1).fit()
+    features = BackboneFeatures(backbone=TINY, image_size=TINY_SIZE, batch_size=5, num_workers=1).fit(paths)
     np.testing.assert_array_equal(features.transform(paths), features.transform(X))
 
 
@@ -429,7 +429,7 @@ def test_bad_loading_parameters_are_named(params, match, tiny_params):
 )
 def test_bad_backbone_features_parameters_are_named(params, match):
     with pytest.raises(ValueError, match=match):
-        BackboneFeatures(**{"backbone": TINY, "image_size": TINY_SIZE, **params}).fit()
+        BackboneFeatures(**{"backbone": TINY, "image_size": TINY_SIZE, **params}).fit(make_images(2)[0])
 
 
 # -- properties of the conversion ------------------------------------------------------------

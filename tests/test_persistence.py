@@ -20,7 +20,7 @@ from skft import FineTunedClassifier, FineTunedRegressor, register_backbone
 from skft._nn.atomic import atomic_write
 from skft.backbones import _registry
 
-from conftest import TINY_SIZE, make_images, make_tiny_cnn
+from conftest import TINY, TINY_SIZE, make_images, make_tiny_cnn
 
 
 class _RunsCode:
@@ -113,7 +113,12 @@ def test_file_is_safetensors_with_readable_json(fitted_classifier, tmp_path):
     assert config["estimator"] == "FineTunedClassifier"
     assert config["params"]["backbone"] == "tiny_cnn" and config["fitted"]["block_names_"] == clf.block_names_
     assert config["fitted"]["classes_"]["ndarray"] == ["cat", "dog", "emu"]
-    assert set(tensors) == set(clf.net_.module_.state_dict())
+    frozen = tuple(f"backbone.{name}." for name in clf.block_names_[: clf.n_frozen_blocks_])
+    assert clf.n_frozen_blocks_ > 0
+    assert set(tensors) == {key for key in clf.net_.module_.state_dict() if not key.startswith(frozen)}
+    assert config["pretrained"]["digest"]
+    full_tensors, full_config = _read(clf.save(tmp_path / "full.skft", full=True) and tmp_path / "full.skft")
+    assert set(full_tensors) == set(clf.net_.module_.state_dict()) and "pretrained" not in full_config
 
 
 def test_loaded_model_continues_training_with_warm_start(fitted_classifier, tmp_path):
@@ -228,7 +233,7 @@ def test_file_from_a_newer_skft_format_fails_clearly(fitted_classifier, tmp_path
     clf, _, _ = fitted_classifier
     forged = _forge(_saved(clf, tmp_path / "m.skft"), tmp_path / "new.skft",
                     lambda c: c.update(format_version=99, skft_version="9.0"))
-    with pytest.raises(ValueError, match=r"skft '9.0' in model format 99.*reads format 1 to 1.*Upgrade skft"):
+    with pytest.raises(ValueError, match=r"skft '9.0' in model format 99.*reads format 1 to 2.*Upgrade skft"):
         skft.load(forged)
 
 
@@ -318,3 +323,23 @@ def test_atomic_write_into_a_missing_directory(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist. Create it first"):
         with atomic_write(tmp_path / "no" / "file.bin"):
             pass
+
+
+def test_a_file_of_changes_refuses_other_pretrained_weights(tmp_path):
+    X, y = make_images(16)
+    weights = tmp_path / "backbone.pth"
+    torch.save(make_tiny_cnn().state_dict(), weights)
+    clf = FineTunedClassifier(TINY, weights=weights, trainable_layers=1, max_epochs=1, device="cpu",
+                              random_state=0).fit(X, y)
+    clf.save(tmp_path / "changes.skft")
+    clf.save(tmp_path / "full.skft", full=True)
+    assert os.path.getsize(tmp_path / "changes.skft") < os.path.getsize(tmp_path / "full.skft")
+    skft.clear_cache()
+    np.testing.assert_allclose(skft.load(tmp_path / "changes.skft").predict_proba(X), clf.predict_proba(X), atol=1e-6)
+    state = make_tiny_cnn().state_dict()
+    state["0.0.weight"] = state["0.0.weight"] + 0.01
+    torch.save(state, weights)
+    skft.clear_cache()
+    with pytest.raises(ValueError, match="stores only what its fit changed.*save\\(path, full=True\\)"):
+        skft.load(tmp_path / "changes.skft")
+    np.testing.assert_allclose(skft.load(tmp_path / "full.skft").predict_proba(X), clf.predict_proba(X), atol=1e-6)

@@ -154,7 +154,7 @@ def test_every_technique_parameter_works_on_text(bert_dir, texts):
 def test_backbone_features_on_text_feed_a_pipeline_and_pick_a_layer(bert_dir, texts):
     X, y = texts
     transformers = pytest.importorskip("transformers")
-    features = BackboneFeatures(backbone=bert_dir, feature_layer=1, device="cpu", batch_size=5).fit()
+    features = BackboneFeatures(backbone=bert_dir, feature_layer=1, device="cpu", batch_size=5).fit(X)
     middle = features.transform(X[:6])
     model = transformers.AutoModel.from_pretrained(bert_dir).eval()
     tokens = tokenized_texts(X[:6], features.network_.normalizer)
@@ -209,7 +209,7 @@ def test_registry_lists_and_describes_the_text_backbone(capsys):
 def test_minilm_backbone_features_equal_sentence_transformers_encode():
     sentence_transformers = pytest.importorskip("sentence_transformers")
     texts = ["A gripping, beautifully shot film.", "Dull.", "", "The plot never comes together. " * 5]
-    ours = BackboneFeatures(backbone=MINILM, device="cpu", batch_size=3).fit().transform(texts)
+    ours = BackboneFeatures(backbone=MINILM, device="cpu", batch_size=3).fit(texts).transform(texts)
     model_dir = text_backbone_spec(MINILM).model_dir
     theirs = sentence_transformers.SentenceTransformer(model_dir, device="cpu").encode(texts)
     np.testing.assert_allclose(ours, theirs, atol=1e-5, rtol=0)

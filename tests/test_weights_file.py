@@ -113,14 +113,18 @@ def test_is_weights_path():
 
 
 def test_load_of_a_model_fitted_on_a_weights_file_does_not_read_it(tmp_path):
-    """The saved tensors are the model: load builds the skeleton and never opens the weights file."""
+    """A self-contained file (full=True) is the model: load builds the skeleton and never opens the weights file."""
     path = tmp_path / "w.pth"
     torch.save(_trained_state(), path)
     X, y = make_images(16, channels=3)
     clf = FineTunedClassifier(backbone=TINY, weights=str(path), image_size=TINY_SIZE, max_epochs=1, random_state=0,
                               device="cpu").fit(X, y)  # fmt: skip
-    clf.save(tmp_path / "model.skft")
+    clf.save(tmp_path / "model.skft", full=True)
+    clf.save(tmp_path / "changes.skft")
     expected = clf.predict_proba(X)
     path.unlink()
     skft.clear_cache()
     np.testing.assert_allclose(skft.load(tmp_path / "model.skft").predict_proba(X), expected, rtol=1e-5, atol=1e-6)
+    # A file of changes needs the pretrained weights, and says so.
+    with pytest.raises((ValueError, FileNotFoundError), match="w.pth"):
+        skft.load(tmp_path / "changes.skft")

@@ -7,8 +7,9 @@ import torch
 from ..backbones import TextPreprocessing
 from .network import FineTuneNetwork, ImageNormalizer, TextInput, build_head
 from .precision import autocast_dtype
+from .prompting import insert_prompt_tokens, is_prompt_parameter
 
-MODES = ("full", "feature_extraction", "repurpose")
+MODES = ("full", "feature_extraction", "repurpose", "lora", "prompt")
 
 
 def select_blocks(blocks, feature_layer, backbone_name):
@@ -40,9 +41,10 @@ def count_frozen_blocks(mode, trainable_layers, n_blocks, backbone_name):
 
     Parameters
     ----------
-    mode : {"full", "feature_extraction", "repurpose"}
-    trainable_layers : int
-        Used by ``"repurpose"``: how many of the last blocks train.
+    mode : {"full", "feature_extraction", "repurpose", "lora", "prompt"}
+    trainable_layers : int or None
+        Used by ``"repurpose"`` and ``"lora"``: how many of the last blocks train (get adapters, for
+        ``"lora"``, where None or 0 means every block).
     n_blocks : int
         Blocks kept up to the feature layer.
     backbone_name : str
@@ -54,8 +56,10 @@ def count_frozen_blocks(mode, trainable_layers, n_blocks, backbone_name):
     """
     if mode == "full":
         return 0
-    if mode == "feature_extraction":
+    if mode in ("feature_extraction", "prompt"):
         return n_blocks
+    if mode == "lora" and not trainable_layers:
+        return 0
     if not isinstance(trainable_layers, Integral) or not 0 <= trainable_layers <= n_blocks:
         raise ValueError(
             f"trainable_layers={trainable_layers!r} does not fit backbone {backbone_name!r}, which has {n_blocks} "
@@ -89,8 +93,8 @@ def input_module(resolved, *, image_size=None, max_length=None):
 
 
 def build_network(
-    resolved, *, image_size, feature_layer, n_frozen_for, head, n_outputs, dropout, bn_trainable=False, precision="fp32",
-    generator=None, max_length=None,
+    resolved, *, image_size, feature_layer, n_frozen_for, head, n_outputs, dropout, bn_trainable=False,
+    precision="fp32", generator=None, max_length=None, lora=None, prompt_tokens=0,
 ):
     """Assemble the whole network for a fit.
 
@@ -115,6 +119,13 @@ def build_network(
         What the head's initial weights are drawn from (see :func:`build_head`).
     max_length : int, optional
         Text backbones: tokens per text (``None``: the backbone's own).
+    lora : dict, optional
+        :func:`skft._nn.lora.lora_settings`: attach LoRA adapters to the trainable blocks, whose
+        pretrained tensors then stay frozen.
+    prompt_tokens : int, default=0
+        Text backbones: insert a block of that many learned vectors after the embedding block
+        (:func:`skft._nn.prompting.insert_prompt_tokens`), which alone trains; the blocks before
+        it are frozen (cached), those after it run frozen.
 
     Returns
     -------
@@ -122,10 +133,17 @@ def build_network(
     """
     normalizer = input_module(resolved, image_size=image_size, max_length=max_length)
     blocks = select_blocks(resolved.parts.blocks, feature_layer, resolved.name)
+    n_frozen = n_frozen_for(len(blocks))
+    if prompt_tokens:
+        blocks, n_frozen = insert_prompt_tokens(blocks, normalizer, prompt_tokens, generator), 1
     network = FineTuneNetwork(
-        blocks, resolved.parts.pooling, torch.nn.Identity(), normalizer, n_frozen_for(len(blocks)), bn_trainable,
+        blocks, resolved.parts.pooling, torch.nn.Identity(), normalizer, n_frozen, bn_trainable,
         autocast_dtype(precision),
     )
+    if lora is not None:
+        network.use_adapters(lora)
+    if prompt_tokens:
+        network.train_only(is_prompt_parameter)
     network.head = build_head(feature_size(network), tuple(head), n_outputs, dropout, generator)
     return network
 

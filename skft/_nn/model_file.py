@@ -24,7 +24,8 @@ from .atomic import atomic_write
 
 FORMAT = "skft-model"
 #: Bumped whenever a file written by this version cannot be read by older ones.
-FORMAT_VERSION = 1
+#: 2: a file may store only the tensors a fit changed, with the digest of the pretrained weights.
+FORMAT_VERSION = 2
 METADATA_KEY = "skft"
 
 

@@ -20,6 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..backbones import TEXT_POOLINGS, TextPool, TextState
+from ..backbones._digest import remember_copied_digests
+from .lora import add_adapters, is_adapter_parameter
 from .precision import autocast_context
 
 
@@ -262,6 +264,7 @@ class FineTuneNetwork(nn.Module):
         self.n_trainable = len(self.backbone) - n_frozen
         self.bn_trainable = bn_trainable
         self.autocast_dtype = autocast_dtype
+        self.trains_only = None
         for block in self.frozen_blocks():
             block.requires_grad_(False)
         self.train(False)
@@ -284,7 +287,37 @@ class FineTuneNetwork(nn.Module):
         place) cannot reach another fit.
         """
         for name, block in list(self.backbone.named_children())[: self.n_frozen]:
-            setattr(self.backbone, name, copy.deepcopy(block))
+            copied = copy.deepcopy(block)
+            remember_copied_digests(block, copied)
+            setattr(self.backbone, name, copied)
+
+    def use_adapters(self, settings):
+        """Attach LoRA adapters to every block after the frozen prefix: only they (and the head) train then.
+
+        Parameters
+        ----------
+        settings : dict
+            From :func:`skft._nn.lora.lora_settings`.
+        """
+        for block in list(self.backbone)[self.n_frozen :]:
+            add_adapters(block, settings)
+        self.train_only(is_adapter_parameter)
+
+    def train_only(self, predicate):
+        """In the blocks after the frozen prefix, train only the parameters ``predicate`` accepts.
+
+        The other parameters of those blocks stay frozen (no gradient) while the blocks run in
+        training mode, also after :meth:`set_trainable_blocks`. Used by LoRA (adapters only) and
+        prompt tuning (the prompt vectors only).
+
+        Parameters
+        ----------
+        predicate : callable
+            ``predicate(name) -> bool`` for a parameter's name within its block; a module-level
+            function, so that the network pickles.
+        """
+        self.trains_only = predicate
+        self.set_trainable_blocks(self.n_trainable)
 
     def set_trainable_blocks(self, n_trainable):
         """Train only the last ``n_trainable`` of the blocks after the frozen prefix.
@@ -304,6 +337,9 @@ class FineTuneNetwork(nn.Module):
         for index, block in enumerate(self.backbone):
             if index >= self.n_frozen:
                 block.requires_grad_(index >= len(self.backbone) - n_trainable)
+                for name, parameter in block.named_parameters():
+                    if self.trains_only is not None and not self.trains_only(name):
+                        parameter.requires_grad_(False)
         self.train(self.training)
 
     def train(self, mode=True):

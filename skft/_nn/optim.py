@@ -27,7 +27,8 @@ class TrainableOnly:
 
     def __call__(self, param_groups, **kwargs):
         groups = [dict(group, params=[p for p in group["params"] if p.requires_grad]) for group in param_groups]
-        return self.optimizer_class([group for group in groups if group["params"]], **kwargs)
+        # A network with nothing to train (zero-shot prompting) gets an optimizer over an empty group.
+        return self.optimizer_class([group for group in groups if group["params"]] or [{"params": []}], **kwargs)
 
 
 def param_groups(block_names, n_frozen, *, lr, lr_decay, head_lr_scale, weight_decay, l2sp):

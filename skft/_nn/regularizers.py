@@ -3,6 +3,8 @@
 import torch
 from torch import nn
 
+from .lora import is_adapter_parameter
+
 
 def snapshot_trainable(network):
     """Copy the starting values of every trainable block's parameters.
@@ -14,10 +16,24 @@ def snapshot_trainable(network):
     Returns
     -------
     dict of str to list of Tensor
-        Block name -> detached copies of its parameters, in ``parameters()`` order.
+        Block name -> detached copies of its parameters, in :func:`block_weights` order.
     """
     blocks = list(network.backbone.named_children())[network.n_frozen :]
-    return {name: [p.detach().clone() for p in block.parameters()] for name, block in blocks}
+    return {name: [p.detach().clone() for p in block_weights(block)] for name, block in blocks}
+
+
+def block_weights(block):
+    """A block's own weights: its parameters, less LoRA adapter matrices (merged into the weights after a fit).
+
+    Parameters
+    ----------
+    block : nn.Module
+
+    Returns
+    -------
+    list of Parameter
+    """
+    return [p for name, p in block.named_parameters() if not is_adapter_parameter(name)]
 
 
 class L2SPPenalty(nn.Module):
@@ -38,7 +54,7 @@ class L2SPPenalty(nn.Module):
         super().__init__()
         self.alpha = alpha
         self.parameters_ = [p for name, block in network.backbone.named_children() if name in starting_values
-                            for p in block.parameters()]
+                            for p in block_weights(block)]
         for index, value in enumerate(v for values in starting_values.values() for v in values):
             self.register_buffer(f"anchor_{index}", value)
 
@@ -49,7 +65,9 @@ class L2SPPenalty(nn.Module):
 
 
 def block_drift(network, starting_values):
-    """Relative L2 distance of each block's parameters from their starting values.
+    """Relative L2 distance of each block's weights from their starting values.
+
+    With LoRA, call it after the adapters were merged: it then measures the merged change.
 
     Parameters
     ----------
@@ -67,7 +85,7 @@ def block_drift(network, starting_values):
             drift[name] = 0.0
             continue
         # The snapshot lies where the network was when it was taken (the GPU when activations were cached).
-        pairs = [(p.detach().cpu(), s.cpu()) for p, s in zip(block.parameters(), starting_values[name])]
+        pairs = [(p.detach().cpu(), s.cpu()) for p, s in zip(block_weights(block), starting_values[name])]
         moved = sum(((p - s) ** 2).sum() for p, s in pairs)
         size = sum((s**2).sum() for _, s in pairs)
         drift[name] = float(torch.sqrt(moved / size)) if size > 0 else 0.0

@@ -1,4 +1,4 @@
-"""The ``skft`` command: an offline demo, fit and predict on image folders, the backbone registry.
+"""The ``skft`` command: an offline demo, fit and predict on image folders or CSV texts, the backbone registry.
 
 Run ``skft --help`` or ``skft <command> --help``. Bad arguments end with one line on stderr and
 exit status 2.
@@ -236,25 +236,46 @@ def _checked_grid(estimator, entries):
 
 def _run_fit(args):
     from .._classification import FineTunedClassifier
+    from ..backbones import backbone_modality
     from .search import grid_search, search_table
 
     _checked_backbone(args.backbone)
+    modality = backbone_modality(args.backbone)
     params = dict(backbone=args.backbone, mode=args.mode, image_size=args.image_size, random_state=args.seed,
                   verbose=int(args.verbosity > 1))
     if args.epochs is not None:
         params["max_epochs"] = args.epochs
     estimator = FineTunedClassifier(**params)
     grid = _checked_grid(estimator, args.grid or [])
-    paths, labels = class_folder_images(args.data_dir, args.cv)
+    X, labels = _training_data(args, modality)
     try:
-        search = grid_search(estimator, grid, paths, labels, cv=args.cv, verbose=args.verbosity)
+        search = grid_search(estimator, grid, X, labels, cv=args.cv, verbose=args.verbosity)
     except ValueError as error:
         raise UsageError(str(error)) from None
     print(search_table(search).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     chosen = f"best parameters: {search.best_params_}" if grid else "no --grid: the parameters as given"
     print(f"{chosen} ({args.cv}-fold CV accuracy {search.best_score_:.3f})")
     _save_model(search.best_estimator_, args.output)
-    print(f"saved the best model, refitted on all {len(labels)} images, to {args.output}")
+    print(f"saved the best model, refitted on all {len(labels)} {modality}s, to {args.output}")
+
+
+def _training_data(args, modality):
+    """Images and labels from class folders, or (text backbones) texts and labels from a CSV file."""
+    data = Path(args.data_dir)
+    if modality == "text":
+        if data.is_dir():
+            raise UsageError(f"backbone {args.backbone!r} reads texts: give a CSV file with a text and a label column "
+                             f"(--text-column, --label-column), not the folder {str(data)!r}")
+        from .text_table import texts_and_labels
+
+        try:
+            return texts_and_labels(data, args.text_column, args.label_column, args.cv)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+    if data.is_file() and data.suffix.lower() in (".csv", ".tsv", ".txt"):
+        raise UsageError(f"backbone {args.backbone!r} reads images from a folder of class folders; for the texts in "
+                         f"{str(data)!r}, choose a text backbone, e.g. --backbone all-MiniLM-L6-v2")
+    return class_folder_images(data, args.cv)
 
 
 def _run_predict(args):
@@ -268,6 +289,9 @@ def _run_predict(args):
         raise UsageError(f"cannot load MODEL {args.model!r} ({type(error).__name__}: {error})") from None
     if not (hasattr(model, "predict_proba") and hasattr(model, "image_size_")):
         raise UsageError(f"MODEL {args.model!r} is not a fitted skft classifier (saved by `skft fit`)")
+    if model.net_.module_.modality == "text":
+        _predict_texts(model, args)
+        return
     paths = [path for given in args.paths for path in find_images(given)]
     if not paths:
         raise UsageError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {' '.join(args.paths)}")
@@ -275,10 +299,26 @@ def _run_predict(args):
         proba = model.predict_proba([str(path) for path in paths])
     except ValueError as error:
         raise UsageError(f"cannot read images: {error}") from None
+    _write_predictions("path", [str(path) for path in paths], model.classes_, proba)
+
+
+def _predict_texts(model, args):
+    """Predict the texts of ``args.text_column`` in each CSV file of ``args.paths``."""
+    from .text_table import read_csv_columns
+
+    try:
+        texts = [text for path in args.paths for text in read_csv_columns(path, [args.text_column], ["--text-column"])[0]]
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    _write_predictions(args.text_column, texts, model.classes_, model.predict_proba(texts))
+
+
+def _write_predictions(first_column, items, classes, proba):
+    """CSV on stdout: each item, its predicted label and that label's probability."""
     writer = csv.writer(sys.stdout, lineterminator="\n")
-    writer.writerow(["path", "label", "probability"])
-    for path, row in zip(paths, proba):
-        writer.writerow([str(path), model.classes_[row.argmax()], f"{row.max():.4f}"])
+    writer.writerow([first_column, "label", "probability"])
+    for item, row in zip(items, proba):
+        writer.writerow([item, classes[row.argmax()], f"{row.max():.4f}"])
 
 
 def _run_backbones(args):
@@ -320,6 +360,11 @@ def _verbosity_options():
     return options
 
 
+def _text_column_option(parser):
+    parser.add_argument("--text-column", default="text", metavar="NAME",
+                        help="text backbones: the CSV column of texts (default: %(default)s)")
+
+
 def build_parser():
     """The ``skft`` argument parser with its four subcommands.
 
@@ -343,12 +388,15 @@ def build_parser():
     demo.set_defaults(run=_run_demo)
 
     fit = commands.add_parser(
-        "fit", parents=[verbosity], help="fit a classifier on a folder of images", description=(
-            "Fit a classifier on DATA_DIR (one subfolder of images per class), grid-search with cross-validation, "
+        "fit", parents=[verbosity], help="fit a classifier on a folder of images or a CSV of texts", description=(
+            "Fit a classifier on DATA_DIR (one subfolder of images per class; for a text backbone such as "
+            "all-MiniLM-L6-v2, a CSV file with a text and a label column), grid-search with cross-validation, "
             "print the table of candidates and save the best model, refitted on all images."
         ),
     )
-    fit.add_argument("data_dir", metavar="DATA_DIR", help="folder with one subfolder of images per class")
+    fit.add_argument("data_dir", metavar="DATA_DIR", help=(
+        "folder with one subfolder of images per class; for a text backbone, a CSV file with a text and a label column"
+    ))
     fit.add_argument("-o", "--output", required=True, metavar="MODEL", help="where to save the best model")
     fit.add_argument("--backbone", default="efficientnet_lite0", help="see `skft backbones` (default: %(default)s)")
     fit.add_argument("--mode", choices=MODES, default="repurpose", help="what trains (default: %(default)s)")
@@ -359,16 +407,21 @@ def build_parser():
                      help="side of the square images the network sees (default: the backbone's; 64 is fast)")
     fit.add_argument("--epochs", type=_integer_at_least(1), metavar="N", help="training epochs (default: 10)")
     fit.add_argument("--seed", type=int, default=0, help="random_state of the estimator (default: %(default)s)")
+    _text_column_option(fit)
+    fit.add_argument("--label-column", default="label", metavar="NAME",
+                     help="text backbones: the CSV column of labels (default: %(default)s)")
     fit.set_defaults(run=_run_fit)
 
     predict = commands.add_parser(
-        "predict", help="predict labels of image files", description=(
+        "predict", help="predict labels of image files or of texts in CSV files", description=(
             "Predict the labels of image files with a model saved by `skft fit`; folders are searched recursively. "
+            "A text model reads the --text-column of CSV files and writes that column first. "
             "Writes CSV to stdout: path, label, probability."
         ),
     )
     predict.add_argument("model", metavar="MODEL", help="a model file written by `skft fit`")
-    predict.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders")
+    predict.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders; CSV files for a text model")
+    _text_column_option(predict)
     predict.set_defaults(run=_run_predict)
 
     backbones = commands.add_parser(

@@ -1,0 +1,116 @@
+"""mode="prompt": zero-shot classification by class prompts, and prompt tuning, the encoder unchanged."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.model_selection import GridSearchCV
+
+pytest.importorskip("transformers")
+
+import skft
+from skft import FineTunedClassifier, FineTunedRegressor
+from skft.backbones._text import text_backbone_spec
+
+from conftest import TINY, make_images
+from text_fixtures import make_texts, save_tiny_model
+
+
+@pytest.fixture(scope="module")
+def bert_dir(tmp_path_factory):
+    return save_tiny_model("bert", tmp_path_factory.mktemp("bert"))
+
+
+@pytest.fixture(scope="module")
+def texts():
+    return make_texts(32)
+
+
+def prompt_classifier(backbone, **overrides):
+    params = dict(
+        mode="prompt",
+        label_prompts={0: "bad", 1: "good"},
+        max_epochs=2,
+        batch_size=8,
+        lr=1e-1,
+        device="cpu",
+        random_state=0,
+    )
+    return FineTunedClassifier(backbone, **{**params, **overrides})
+
+
+def assert_backbone_unchanged(network, bert_dir):
+    spec = text_backbone_spec(bert_dir)
+    pretrained = dict(spec.split(spec.build("DEFAULT")).blocks)
+    for name, block in network.backbone.named_children():
+        if name == "prompt":
+            continue
+        for key, value in pretrained[name].state_dict().items():
+            assert torch.equal(block.state_dict()[key], value), f"{name}.{key}"
+
+
+def test_zero_shot_trains_nothing_and_picks_the_most_similar_prompt(bert_dir, texts):
+    X, y = texts
+    # Each class's prompt is one of the texts: that text is most similar (cosine 1) to its own class.
+    prompts = {0: X[0], 1: X[1]}
+    clf = prompt_classifier(bert_dir, label_prompts=prompts).fit(X, y)
+    assert len(clf.history_) == 0
+    assert not any(p.requires_grad for p in clf.net_.module_.parameters())
+    assert clf.predict([X[0], X[1]]).tolist() == [0, 1]
+    assert_backbone_unchanged(clf.net_.module_, bert_dir)
+    np.testing.assert_allclose(clf.predict_proba(X).sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_prompt_tuning_trains_only_the_prompt_vectors(bert_dir, texts):
+    X, y = texts
+    clf = prompt_classifier(bert_dir, prompt_tokens=3).fit(X, y)
+    network = clf.net_.module_
+    assert {name for name, p in network.named_parameters() if p.requires_grad} == {"backbone.prompt.tokens"}
+    assert clf.block_names_ == ["embeddings", "prompt", "layer_0", "layer_1"]
+    assert clf.n_frozen_blocks_ == 1 and clf.prefix_key_ is not None
+    assert clf.drift_["prompt"] > 0 and clf.drift_["layer_1"] == 0.0
+    assert_backbone_unchanged(network, bert_dir)
+
+
+def test_grid_search_over_prompt_template(bert_dir, texts):
+    X, y = texts
+    search = GridSearchCV(prompt_classifier(bert_dir), {"prompt_template": ["{label}", "a {label} movie"]}, cv=2).fit(
+        X, y
+    )
+    assert search.best_params_["prompt_template"] in ("{label}", "a {label} movie")
+    assert len(search.cv_results_["mean_test_score"]) == 2
+
+
+@pytest.mark.parametrize("prompt_tokens", [0, 2])
+def test_save_load_round_trip_cold_cache(bert_dir, texts, tmp_path, prompt_tokens):
+    X, y = texts
+    clf = prompt_classifier(bert_dir, prompt_tokens=prompt_tokens).fit(X, y)
+    clf.save(tmp_path / "prompt.skft")
+    skft.clear_cache()
+    loaded = skft.load(tmp_path / "prompt.skft")
+    np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"prompt_template": "a movie"}, "prompt_template='a movie' has no '{label}'"),
+        ({"prompt_template": "{label} {other}"}, "cannot be filled in"),
+        ({"prompt_tokens": -1}, "prompt_tokens"),
+    ],
+)
+def test_bad_prompt_values_are_refused(bert_dir, texts, params, match):
+    X, y = texts
+    with pytest.raises(ValueError, match=match):
+        prompt_classifier(bert_dir, **params).fit(X, y)
+
+
+def test_image_backbone_is_pointed_to_feature_extraction():
+    X, y = make_images(8, n_classes=2)
+    with pytest.raises(ValueError, match="use mode='feature_extraction'"):
+        FineTunedClassifier(TINY, mode="prompt", device="cpu").fit(X, y)
+
+
+def test_regressor_is_refused(bert_dir, texts):
+    X, y = texts
+    with pytest.raises(ValueError, match="FineTunedRegressor predicts numbers. Use FineTunedClassifier"):
+        FineTunedRegressor(bert_dir, mode="prompt", device="cpu").fit(X, y.astype(float))
