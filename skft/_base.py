@@ -14,12 +14,13 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 from skorch import NeuralNet
-from skorch.callbacks import EarlyStopping
 from skorch.dataset import Dataset
 from skorch.helper import predefined_split
+from skorch.utils import to_device
 from torch import nn
 
 from ._cache import frozen_activations, frozen_text_activations, prefix_key
+from ._defaults import AUTO, resolve_lr, resolve_trainable_layers
 from ._clone import SharesModuleOnClone
 from ._images.augment import augmentation_enabled, training_collate
 from ._images.source import at_image_size
@@ -28,6 +29,7 @@ from ._nn.accelerate import ACCELERATE, AcceleratedNet, accelerated_device, make
 from ._nn.assembly import MODES, build_network, count_frozen_blocks
 from ._nn.device import release_cached_gpu_memory, resolve_device
 from ._nn.lifecycle import (
+    EarlyStoppingWithLastRow,
     continue_from,
     continued_history,
     fit_interrupted,
@@ -35,6 +37,7 @@ from ._nn.lifecycle import (
     keeps_previous_fit_on_error,
 )
 from ._nn.lora import lora_settings, merge_adapters
+from ._nn.network import precise_batchnorm
 from ._nn.optim import LR_SCHEDULES, OPTIMIZERS, SGD_MOMENTUM, TrainableOnly, param_groups, schedule_callback
 from ._nn.precision import PRECISIONS, check_precision, fp16_loss_scaling
 from ._nn.regularizers import L2SPPenalty, block_drift, snapshot_trainable
@@ -58,11 +61,11 @@ class FineTunedEstimatorBase(
         "backbone": [str, os.PathLike, nn.Module],
         "weights": [str, os.PathLike, None],
         "mode": [StrOptions(set(MODES))],
-        "trainable_layers": [Interval(Integral, 0, None, closed="left"), None],
+        "trainable_layers": [Interval(Integral, 0, None, closed="left"), StrOptions({AUTO}), None],
         "feature_layer": [Integral],
         "head": [tuple, list],
         "dropout": [Interval(Real, 0, 1, closed="left")],
-        "lr": [Interval(Real, 0, None, closed="neither")],
+        "lr": [Interval(Real, 0, None, closed="neither"), StrOptions({AUTO})],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "optimizer": [StrOptions(set(OPTIMIZERS)), type],
@@ -98,11 +101,11 @@ class FineTunedEstimatorBase(
         *,
         weights="DEFAULT",
         mode="repurpose",
-        trainable_layers=1,
+        trainable_layers="auto",
         feature_layer=-1,
         head=(),
         dropout=0.0,
-        lr=1e-3,
+        lr="auto",
         batch_size=32,
         max_epochs=10,
         optimizer="adamw",
@@ -180,6 +183,10 @@ class FineTunedEstimatorBase(
     @abstractmethod
     def _n_outputs(self):
         """Size of the output layer, known after :meth:`_encode_targets`."""
+
+    def _validation_scores(self):
+        """Scoring callbacks run on the early-stopping split every epoch (columns of ``history_``); none by default."""
+        return []
 
     def _stratify(self, targets):
         """Labels to stratify the early-stopping split on, or None."""
@@ -267,6 +274,8 @@ class FineTunedEstimatorBase(
                     network, valid_dataset, len(train), device, starting_values, accelerator, generators
                 )
                 interrupted = fit_reporting_interrupt(net, _take(inputs, train), packed[train])
+                if network.batchnorm_trains and not interrupted:
+                    precise_batchnorm(network, _batches(net, _take(inputs, train), packed[train], device))
         # Adapters are added into the weights: prediction runs the plain layers.
         merge_adapters(network)
         if torch.device(device).type == "cpu":
@@ -277,6 +286,8 @@ class FineTunedEstimatorBase(
             net.history = continued_history(self.history_, net.history)
         self.net_ = net
         self.history_ = net.history
+        self.lr_ = self._resolved_lr()
+        self.trainable_layers_ = len(network.backbone) - network.n_frozen
         self.drift_ = block_drift(network, starting_values)
         release_cached_gpu_memory(device)
         if interrupted:
@@ -379,12 +390,14 @@ class FineTunedEstimatorBase(
             max_length=self.max_length,
             feature_layer=self.feature_layer,
             n_frozen_for=lambda n_blocks: count_frozen_blocks(
-                self.mode, self.trainable_layers, n_blocks, resolved.name
+                self.mode, resolve_trainable_layers(self.trainable_layers, resolved.name, n_blocks), n_blocks,
+                resolved.name,
             ),
             head=self.head,
             n_outputs=None if self.mode == "prompt" else self._n_outputs(),
             dropout=self.dropout,
-            bn_trainable=self.bn_trainable,
+            # Randomly initialised BatchNorm has no statistics worth keeping: it trains.
+            bn_trainable=self.bn_trainable or self.weights is None,
             precision=self.precision,
             generator=generator,
             lora=self._lora_settings(),
@@ -397,6 +410,10 @@ class FineTunedEstimatorBase(
         self.block_names_ = [name for name, _ in network.backbone.named_children()]
         self.n_frozen_blocks_ = network.n_frozen
         return network
+
+    def _resolved_lr(self):
+        """``lr``, or when it is ``"auto"`` the backbone's value for this mode (``skft._defaults``)."""
+        return resolve_lr(self.lr, self.backbone_name_, self.mode, pretrained=self.weights is not None)
 
     def _lora_settings(self):
         """The resolved adapter settings with ``mode="lora"`` (``lora_alpha_`` is set), else None."""
@@ -457,10 +474,11 @@ class FineTunedEstimatorBase(
         drop_last = n_train % self.batch_size == 1 and n_train > 1
         steps_per_epoch = n_train // self.batch_size if drop_last else -(-n_train // self.batch_size)
         optimizer_class = OPTIMIZERS.get(self.optimizer, self.optimizer)
+        lr = self._resolved_lr()
         optimizer_kwargs = {
             "optimizer__weight_decay": self.weight_decay,
             "optimizer__param_groups": param_groups(
-                [name for name, _ in network.backbone.named_children()], network.n_frozen, lr=self.lr,
+                [name for name, _ in network.backbone.named_children()], network.n_frozen, lr=lr,
                 lr_decay=self.lr_decay, head_lr_scale=self.head_lr_scale, weight_decay=self.weight_decay,
                 l2sp=self.l2sp_alpha > 0,
             ),
@@ -484,7 +502,7 @@ class FineTunedEstimatorBase(
             module=network,
             criterion=criterion,
             optimizer=TrainableOnly(optimizer_class),
-            lr=self.lr,
+            lr=lr,
             max_epochs=self.max_epochs,
             batch_size=self.batch_size,
             iterator_train__shuffle=True,
@@ -517,9 +535,10 @@ class FineTunedEstimatorBase(
         """The user's callbacks (copied), then early stopping, warm-up and the LR schedule."""
         callbacks = copy.deepcopy(list(self.callbacks or []))
         if self.early_stopping:
-            callbacks.append(
-                ("early_stopping", EarlyStopping(monitor="valid_loss", patience=self.n_iter_no_change, load_best=True))
-            )
+            callbacks += self._validation_scores()
+            callbacks.append(("early_stopping", EarlyStoppingWithLastRow(
+                monitor="valid_loss", patience=self.n_iter_no_change, load_best=True
+            )))
         if self.warmup_epochs:
             callbacks.append(
                 ("head_warmup", GradualUnfreezing(start_epoch=self.warmup_epochs, blocks_per_step=n_blocks))
@@ -545,6 +564,12 @@ class FineTunedEstimatorBase(
 def _callback_objects(callbacks):
     """The callback objects in a ``callbacks`` parameter (callbacks, or ``(name, callback)`` pairs)."""
     return [entry[1] if isinstance(entry, tuple) else entry for entry in callbacks or []]
+
+
+def _batches(net, inputs, targets, device):
+    """The inputs of ``net``'s fit in batches of its size, on ``device``, in order."""
+    for X, _ in net.get_iterator(net.get_dataset(inputs, targets), training=False):
+        yield to_device(X, device)
 
 
 def _take(inputs, indices):

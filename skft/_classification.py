@@ -9,6 +9,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
+from skorch.callbacks import EpochScoring
 
 from ._base import FineTunedEstimatorBase
 from ._nn.losses import WeightedCrossEntropy
@@ -92,11 +93,11 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         *,
         weights="DEFAULT",
         mode="repurpose",
-        trainable_layers=1,
+        trainable_layers="auto",
         feature_layer=-1,
         head=(),
         dropout=0.0,
-        lr=1e-3,
+        lr="auto",
         batch_size=32,
         max_epochs=10,
         optimizer="adamw",
@@ -197,6 +198,9 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         tokens = tokenized_texts(texts, network.normalizer)
         return PromptHead(pooled_embeddings(network, pad_token_ids(tokens.ids, tokens.pad_token_id)))
 
+    def _validation_scores(self):
+        return [("valid_acc", EpochScoring(_weighted_accuracy, lower_is_better=False, name="valid_acc"))]
+
     def _encode_targets(self, y):
         y = column_or_1d(y, warn=True)
         check_no_missing_targets(y)
@@ -268,3 +272,10 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         """
         logits = self._network_outputs(X)
         return self.classes_[logits.argmax(axis=1)]
+
+
+def _weighted_accuracy(net, X, packed_targets):
+    """Accuracy of ``net`` on ``X``, weighted like the loss (targets packed with their weights, last column)."""
+    packed = np.asarray(packed_targets)
+    predicted = np.asarray(net.predict(X)).argmax(axis=1)
+    return float(np.average(predicted == packed[:, 0], weights=packed[:, -1]))

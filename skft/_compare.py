@@ -81,6 +81,9 @@ def compare_modes(X, y, *, cv=5, **estimator_params):
     cv : int or cross-validation generator, default=5
     **estimator_params
         Parameters of the skft estimator for every candidate, e.g. ``image_size=64, max_epochs=3``.
+        Leave ``lr`` out (``"auto"``) for a fair table: each candidate then trains at the learning
+        rate measured for its mode (``weights=None`` at its own, higher one); a number passed here
+        is used by every candidate.
 
     Returns
     -------

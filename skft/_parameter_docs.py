@@ -20,18 +20,24 @@ SHARED_PARAMETERS = """\
         weights frozen; ``pip install 'skft[lora]'``); or (classifiers of texts only) nothing but
         the classifier's ``prompt_tokens`` input vectors, each text getting the class whose prompt
         it is most similar to (docs/modes.md).
-    trainable_layers : int or None, default=1
+    trainable_layers : int, "auto" or None, default="auto"
         With ``mode="repurpose"`` or ``"lora"``: how many blocks, counted back from
         ``feature_layer``, train (``"lora"``: get adapters; None or 0 there means every block).
+        ``"auto"``: the backbone's measured value (3 for ``efficientnet_lite0``; 2 for a backbone
+        without one), see ``docs/defaults.md``; the fit reports it as ``trainable_layers_``.
     feature_layer : int, default=-1
         The block whose pooled output feeds the head; later blocks are dropped.
     head : tuple of int, default=()
         Hidden sizes of layers added before the output layer (each Linear, ReLU, Dropout).
     dropout : float, default=0.0
         Dropout rate in the head.
-    lr : float, default=1e-3
+    lr : float or "auto", default="auto"
         Learning rate of the optimizer for the head and the trainable blocks (see ``lr_decay`` and
-        ``head_lr_scale`` for per-block rates).
+        ``head_lr_scale`` for per-block rates). ``"auto"``: the value measured for the backbone and
+        ``mode`` (``efficientnet_lite0``: 3e-3 for ``feature_extraction``, 3e-4 for ``repurpose``
+        and ``full``, 1e-3 for ``full`` with ``weights=None``; a backbone without measured values
+        gets conservative ones, 1e-4 for ``full``), see ``docs/defaults.md``; the fit reports it
+        as ``lr_``.
     batch_size : int, default=32
         Images or texts per training step; prediction and the frozen prefix use larger batches.
     max_epochs : int, default=10
@@ -81,7 +87,8 @@ SHARED_PARAMETERS = """\
         generator can serve: a fit seeds it and restores it afterwards, but threads share it, so
         fits in threads that train dropout are reproducible only with one thread per worker.
     verbose : int, default=0
-        ``0`` is silent; ``1`` prints skorch's table of epochs.
+        ``0`` is silent; ``1`` prints skorch's table of epochs (with ``early_stopping``: the
+        validation loss, a classifier's validation accuracy too, down to the epoch that stopped the fit).
     callbacks : list of skorch callbacks or None, default=None
         Extra callbacks for the skorch net (copied on every fit).
     cache_dir : str, path or None, default=None
@@ -101,6 +108,10 @@ SHARED_PARAMETERS = """\
     bn_trainable : bool, default=False
         Whether BatchNorm in trainable blocks normalises with batch statistics and updates its
         running statistics. ``False`` keeps the pretrained statistics (measured better; README).
+        With ``weights=None`` BatchNorm always trains (there are no statistics to keep). Wherever
+        it trains, its running statistics are re-estimated after the fit in one pass over the
+        training images with the final weights (a plain average, "precise BN"), so prediction
+        normalises every image alike, alone or in a batch.
     warm_start : bool, default=False
         When True and the estimator holds a network (from a fit, an interrupted fit or
         :func:`skft.load`), ``fit`` continues from its weights instead of the pretrained ones, for
@@ -138,6 +149,10 @@ SHARED_ATTRIBUTES = """\
     block_names_ : list of str
         The blocks kept, up to ``feature_layer``.
     n_frozen_blocks_ : int
+    lr_ : float
+        The learning rate the fit used (``lr``, or what ``"auto"`` resolved to).
+    trainable_layers_ : int
+        How many blocks trained: all of them for ``full``, none for ``feature_extraction``.
     prefix_key_ : str or None
         The activation cache's key of the frozen prefix: a digest of the frozen blocks as built
         (structure and tensors) and the preprocessing; None when nothing is cached (``mode="full"``,

@@ -16,7 +16,7 @@ except ImportError:
         "(or 'skft[demo]', which includes it)."
     ) from None
 
-LOSS_KEYS = ("train_loss", "valid_loss")
+METRIC_KEYS = {"loss": ("train_loss", "valid_loss"), "accuracy": ("valid_acc",)}
 NAME_COLUMNS = ("mode", "candidate")
 
 
@@ -38,8 +38,11 @@ def _history(history_or_estimator):
     return history
 
 
-def plot_learning_curves(history_or_estimator, ax=None, label=None):
-    """Plot the training loss per epoch, and the validation loss when there is one.
+def plot_learning_curves(history_or_estimator, ax=None, label=None, metric="loss"):
+    """Plot the training and validation loss per epoch, or the validation accuracy.
+
+    The validation columns exist when the fit held out a validation split (``early_stopping=True``);
+    ``valid_acc`` is a classifier's.
 
     Parameters
     ----------
@@ -49,6 +52,8 @@ def plot_learning_curves(history_or_estimator, ax=None, label=None):
         Where to draw; a new figure when omitted. Draw several fits into one ``ax`` with ``label``.
     label : str, optional
         Prefix of the line labels, e.g. the mode.
+    metric : {"loss", "accuracy"}, default="loss"
+        ``"loss"``: ``train_loss`` and ``valid_loss``; ``"accuracy"``: ``valid_acc``.
 
     Returns
     -------
@@ -61,10 +66,12 @@ def plot_learning_curves(history_or_estimator, ax=None, label=None):
     >>> plot_learning_curves(history).axes[0].get_ylabel()
     'loss'
     """
+    if metric not in METRIC_KEYS:
+        raise ValueError(f"metric must be one of {sorted(METRIC_KEYS)}. Got {metric!r} instead.")
     history = _history(history_or_estimator)
     ax = _axes(ax)
     epochs = [row["epoch"] for row in history]
-    for key in LOSS_KEYS:
+    for key in METRIC_KEYS[metric]:
         values = [row.get(key) for row in history]
         if any(value is not None for value in values):
             name = key.replace("_", " ")
@@ -72,7 +79,7 @@ def plot_learning_curves(history_or_estimator, ax=None, label=None):
                     label=f"{label} {name}" if label else name)
     ax.set_xlabel("epoch")
     ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.set_ylabel("loss")
+    ax.set_ylabel(metric)
     ax.legend()
     return ax.figure
 

@@ -76,7 +76,7 @@ def test_memory_is_bounded_with_lru_eviction(tiny_params):
     X, y = make_images(30)
     per_image = 16 * 8 * 8 * 4
     set_config(cache_bytes=10 * per_image)
-    FineTunedClassifier(**tiny_params).fit(X, y)
+    FineTunedClassifier(trainable_layers=1, **tiny_params).fit(X, y)
     info = cache_info()
     assert info.bytes_used <= 10 * per_image and info.entries == 10
     assert skft.get_config()["cache_bytes"] == 10 * per_image
@@ -166,8 +166,10 @@ def test_parallel_workers_share_the_disk_cache_without_corrupting_it(tiny_params
 
     X, y = make_images(24)
     grid = {"lr": [1e-3, 1e-2]}
-    serial = GridSearchCV(FineTunedClassifier(**tiny_params), grid, cv=2).fit(X, y)
-    parallel = GridSearchCV(FineTunedClassifier(cache_dir=str(tmp_path), **tiny_params), grid, cv=2, n_jobs=2)
+    serial = GridSearchCV(FineTunedClassifier(trainable_layers=1, **tiny_params), grid, cv=2).fit(X, y)
+    parallel = GridSearchCV(
+        FineTunedClassifier(trainable_layers=1, cache_dir=str(tmp_path), **tiny_params), grid, cv=2, n_jobs=2
+    )
     parallel.fit(X, y)
     np.testing.assert_allclose(serial.cv_results_["mean_test_score"], parallel.cv_results_["mean_test_score"])
     files = [os.path.join(root, name) for root, _, names in os.walk(tmp_path) for name in names]

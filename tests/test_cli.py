@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from skft._defaults import resolve_lr
 from skft.cli.main import main
 
 from conftest import TINY, TINY_SIZE, make_images
@@ -267,8 +268,16 @@ def test_demo_quick_writes_every_file(capsys, tmp_path):
     )
     results = json.loads((tmp_path / "results.json").read_text())
     assert set(results["best_params"]) == {"lr", "batch_size"}
-    assert len(results["search"]) == 4
+    assert len(results["search"]) == 2
     assert [row["mode"] for row in results["modes"]] == ["feature_extraction", "repurpose", "full"]
+    # Every mode resolves its own default learning rate; no private rule for "full".
+    lrs = {row["mode"]: row["lr"] for row in results["modes"]}
+    assert lrs["full"] == resolve_lr("auto", "efficientnet_lite0", "full", pretrained=True)
+    assert lrs["feature_extraction"] == resolve_lr("auto", "efficientnet_lite0", "feature_extraction", pretrained=True)
+    assert all(row["one_time"] >= 0 for row in results["modes"])
+    assert [row["model"] for row in results["baselines"]] == [
+        "LogisticRegression on pixels", "3-nearest neighbours on pixels"
+    ]
     assert 0 <= results["test_accuracy"] <= 1
     assert "held-out test accuracy" in out
 

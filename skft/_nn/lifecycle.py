@@ -13,7 +13,7 @@ half-updated estimator (new ``classes_``, old network) would predict wrong label
 import copy
 import functools
 
-from skorch.callbacks import Callback, EarlyStopping
+from skorch.callbacks import Callback, EarlyStopping, PrintLog
 from skorch.history import History
 
 from ..backbones import describe_mismatch
@@ -74,6 +74,30 @@ class EpochsCompleted(Callback):
 
     def on_epoch_end(self, net, **kwargs):
         self.completed_ += 1
+
+
+class EarlyStoppingWithLastRow(EarlyStopping):
+    """skorch's ``EarlyStopping``, with the epoch that ends the fit printed in the epoch table.
+
+    skorch runs ``PrintLog`` after every other callback, so an ``EarlyStopping`` that stops the fit
+    (by raising ``KeyboardInterrupt`` at the end of an epoch) leaves that epoch out of the table. This
+    one prints the row first, then its "Stopping since ..." line.
+    """
+
+    def on_epoch_end(self, net, **kwargs):
+        sink, messages = self.sink, []
+        self.sink = messages.append
+        try:
+            super().on_epoch_end(net, **kwargs)
+        except KeyboardInterrupt:
+            for _, callback in net.callbacks_:
+                if isinstance(callback, PrintLog):
+                    callback.on_epoch_end(net, **kwargs)
+            raise
+        finally:
+            self.sink = sink
+            for message in messages:
+                self._sink(message, verbose=net.verbose)
 
 
 def fit_reporting_interrupt(net, X, y):

@@ -373,6 +373,11 @@ class FineTuneNetwork(nn.Module):
         return self
 
     @property
+    def batchnorm_trains(self):
+        """Whether a fit updates BatchNorm statistics: ``bn_trainable`` and a trainable block holding BatchNorm."""
+        return self.bn_trainable and bool(_trainable_batchnorms(self))
+
+    @property
     def modality(self):
         """``"text"`` for a text encoder's network, else ``"image"``."""
         return "text" if isinstance(self.normalizer, TextInput) else "image"
@@ -435,3 +440,45 @@ class FineTuneNetwork(nn.Module):
         with autocast_context(self.autocast_dtype, input_device_type(X)):
             outputs = self.head(self.features(X, start_block))
         return outputs.float()
+
+
+def _trainable_batchnorms(network):
+    return [
+        module for block in list(network.backbone)[network.n_frozen:] for module in block.modules()
+        if isinstance(module, nn.modules.batchnorm._BatchNorm)
+    ]
+
+
+def precise_batchnorm(network, batches):
+    """Re-estimate the running statistics of the trainable blocks' BatchNorm layers ("precise BN").
+
+    During training the running statistics are an exponential average over batches of weights that
+    kept changing (and with a small momentum, such as EfficientNet-Lite's 0.01, far behind them).
+    This resets them and takes the plain average over one pass of ``batches`` with the final
+    weights (``momentum=None``), everything else in eval mode and without gradients; prediction
+    then normalises each image with these fixed statistics, alone or in a batch alike.
+
+    Parameters
+    ----------
+    network : FineTuneNetwork
+    batches : iterable
+        What the network's forward takes, batch by batch: a tensor of images, or a dict of its
+        keyword arguments (cached activations and ``start_block``).
+    """
+    layers = _trainable_batchnorms(network)
+    momenta = [layer.momentum for layer in layers]
+    was_training = network.training
+    network.train(False)
+    try:
+        for layer in layers:
+            layer.reset_running_stats()
+            layer.momentum = None
+            layer.train()
+        with torch.no_grad():
+            for batch in batches:
+                network(**batch) if isinstance(batch, dict) else network(batch)
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+            layer.eval()
+        network.train(was_training)

@@ -1,0 +1,116 @@
+"""The ``"auto"`` defaults: learning rate per mode and trainable blocks, per backbone.
+
+The values for ``efficientnet_lite0`` come from ``benchmarks/defaults_sweep.py`` (the numbers and
+the command are in ``docs/defaults.md``). ``all-MiniLM-L6-v2`` has values taken from the
+fine-tuning literature until the sweep measures them: BERT-style encoders fine-tune well at
+2e-5..1e-4 when every layer trains (Devlin et al. 2019; Mosbach et al. 2021, "On the stability of
+fine-tuning BERT"), higher when only the top layers or only a head train. Any other backbone (a
+torchvision name, your own network) gets the ``FALLBACK`` row: values that were safe for the
+shipped image backbone, conservative for ``full``.
+"""
+
+from dataclasses import dataclass
+
+AUTO = "auto"
+#: Modes without measured values of their own, and the mode whose value they use until measured.
+_MEASURED_LIKE = {"lora": "repurpose", "prompt": "feature_extraction"}
+
+
+@dataclass(frozen=True)
+class BackboneDefaults:
+    """What ``"auto"`` resolves to for one backbone.
+
+    Parameters
+    ----------
+    lr : dict of str to float
+        Learning rate per mode (``"full"``, ``"repurpose"``, ``"feature_extraction"``), and
+        ``"scratch"``: ``mode="full"`` with ``weights=None`` (random initialisation).
+    trainable_layers : int
+        Blocks that train with ``mode="repurpose"``, counted back from ``feature_layer`` (capped at
+        the blocks there are).
+    measured : bool
+        Whether the values come from the sweep (``docs/defaults.md``) or from the literature.
+    """
+
+    lr: dict
+    trainable_layers: int
+    measured: bool
+
+
+DEFAULTS = {
+    "efficientnet_lite0": BackboneDefaults(
+        lr={"full": 3e-4, "repurpose": 3e-4, "feature_extraction": 3e-3, "scratch": 1e-3},
+        trainable_layers=3,
+        measured=True,
+    ),
+    # Not measured yet: from the literature on BERT-style encoders (see the module docstring).
+    "all-MiniLM-L6-v2": BackboneDefaults(
+        lr={"full": 5e-5, "repurpose": 1e-4, "feature_extraction": 1e-3, "scratch": 1e-4},
+        trainable_layers=2,
+        measured=False,
+    ),
+}
+
+FALLBACK = BackboneDefaults(
+    lr={"full": 1e-4, "repurpose": 3e-4, "feature_extraction": 1e-3, "scratch": 1e-3},
+    trainable_layers=2,
+    measured=False,
+)
+
+
+def backbone_defaults(backbone_name):
+    """The ``"auto"`` values for a backbone: its own row, else :data:`FALLBACK`.
+
+    Parameters
+    ----------
+    backbone_name : str
+        The resolved backbone's name (``backbone_name_`` of a fitted estimator).
+
+    Returns
+    -------
+    BackboneDefaults
+    """
+    return DEFAULTS.get(backbone_name, FALLBACK)
+
+
+def resolve_lr(lr, backbone_name, mode, pretrained):
+    """The learning rate a fit uses: ``lr`` itself, or the backbone's value for ``mode`` when it is ``"auto"``.
+
+    Parameters
+    ----------
+    lr : float or "auto"
+    backbone_name : str
+    mode : str
+    pretrained : bool
+        False for ``weights=None``: ``mode="full"`` then uses the ``"scratch"`` value.
+
+    Returns
+    -------
+    float
+    """
+    if lr != AUTO:
+        return float(lr)
+    table = backbone_defaults(backbone_name).lr
+    if mode == "full" and not pretrained:
+        return table["scratch"]
+    # Not measured yet: adapters train like the last blocks; learned prompts like a head.
+    return table[_MEASURED_LIKE.get(mode, mode)]
+
+
+def resolve_trainable_layers(trainable_layers, backbone_name, n_blocks):
+    """``trainable_layers`` itself, or the backbone's value (capped at ``n_blocks``) when it is ``"auto"``.
+
+    Parameters
+    ----------
+    trainable_layers : int or "auto"
+    backbone_name : str
+    n_blocks : int
+        Blocks kept up to ``feature_layer``.
+
+    Returns
+    -------
+    int
+    """
+    if trainable_layers != AUTO:
+        return trainable_layers
+    return min(backbone_defaults(backbone_name).trainable_layers, n_blocks)
