@@ -155,6 +155,10 @@ class SavedAsModelFile:
         _check_sizes(estimator, path)
         pretrained = document.get("pretrained")
         network = _rebuild(estimator, normalisation, saved, path, read_weights=pretrained is not None)
+        if pretrained is not None:
+            # Built with the pretrained weights, the frozen blocks hold the process's kept tensors: the file's
+            # tensors (and merged adapters) must go into copies, and the loaded estimator owns what it exposes.
+            network.own_frozen_blocks()
         if text:
             _check_tokenizer(network.normalizer, preprocessing, estimator.backbone, path)
         if pretrained is None:
