@@ -16,9 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from skft import FineTunedClassifier, clear_cache
-from skft.datasets import load_mnist
-
 from skft.backbones import _efficientnet_lite as lite  # noqa: E402
+from skft.datasets import load_mnist
 
 
 def preprocess(images, size):

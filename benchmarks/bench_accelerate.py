@@ -27,9 +27,8 @@ import time
 import numpy as np
 import torch
 
-from skft.datasets import load_mnist
-
 from skft import FineTunedClassifier  # noqa: E402
+from skft.datasets import load_mnist
 
 N_TEST = 256
 WORKER_ENV = "SKFT_BENCH_ACCELERATE_WORKER"
@@ -38,8 +37,15 @@ WORKER_ENV = "SKFT_BENCH_ACCELERATE_WORKER"
 def timed_fit(args, digits, device, batch_size):
     """Fit the benchmark's classifier on ``digits``; return seconds, test accuracy and test probabilities."""
     X, y = digits
-    clf = FineTunedClassifier(mode="full", image_size=args.image_size, max_epochs=args.epochs, batch_size=batch_size,
-                              lr=args.lr, device=device, random_state=0)
+    clf = FineTunedClassifier(
+        mode="full",
+        image_size=args.image_size,
+        max_epochs=args.epochs,
+        batch_size=batch_size,
+        lr=args.lr,
+        device=device,
+        random_state=0,
+    )
     start = time.perf_counter()
     clf.fit(X[: args.n], y[: args.n])
     seconds = time.perf_counter() - start
@@ -58,8 +64,15 @@ def worker(args):
 def launch(args):
     """Run the fit on ``args.processes`` CPU processes; return the ranks' results and the launch's wall time."""
     with tempfile.TemporaryDirectory() as out_dir:
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-                   str(args.processes), os.path.abspath(__file__)]
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            str(args.processes),
+            os.path.abspath(__file__),
+        ]
         # The worker's settings travel in the environment: torchrun would read options such as --n.
         worker_args = {**vars(args), "worker": out_dir}
         env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", WORKER_ENV: json.dumps(worker_args)}
@@ -82,20 +95,29 @@ def main():
         return worker(argparse.Namespace(**json.loads(os.environ[WORKER_ENV])))
     args = parser.parse_args()
     os.environ["ACCELERATE_USE_CPU"] = "1"
-    print(f"{args.n} MNIST digits ({N_TEST} held out), {args.image_size} px, efficientnet_lite0 full, "
-          f"{args.epochs} epochs, batch {args.batch_size}, lr {args.lr}; {os.cpu_count()} CPUs, this process on "
-          f"{torch.get_num_threads()} torch thread(s)", flush=True)
+    print(
+        f"{args.n} MNIST digits ({N_TEST} held out), {args.image_size} px, efficientnet_lite0 full, "
+        f"{args.epochs} epochs, batch {args.batch_size}, lr {args.lr}; {os.cpu_count()} CPUs, this process on "
+        f"{torch.get_num_threads()} torch thread(s)",
+        flush=True,
+    )
     digits = load_mnist(args.n + N_TEST)
     plain_time, plain_accuracy, plain_proba = timed_fit(args, digits, "cpu", args.batch_size)
     print(f"device='cpu':                      fit {plain_time:6.1f} s  accuracy {plain_accuracy:.3f}", flush=True)
     one_time, one_accuracy, one_proba = timed_fit(args, digits, "accelerate", args.batch_size)
-    print(f"device='accelerate', 1 process:    fit {one_time:6.1f} s  accuracy {one_accuracy:.3f}  "
-          f"max |proba - plain| {np.abs(one_proba - plain_proba).max():.1e}", flush=True)
+    print(
+        f"device='accelerate', 1 process:    fit {one_time:6.1f} s  accuracy {one_accuracy:.3f}  "
+        f"max |proba - plain| {np.abs(one_proba - plain_proba).max():.1e}",
+        flush=True,
+    )
     ranks, wall = launch(args)
     fit_time = max(rank["seconds"] for rank in ranks)
     same = all(rank["proba"] == ranks[0]["proba"] for rank in ranks)
-    print(f"device='accelerate', {args.processes} processes: fit {fit_time:6.1f} s  "
-          f"accuracy {ranks[0]['accuracy']:.3f}  (launch incl. start-up {wall:.1f} s; every process has the same model: {same})")
+    print(
+        f"device='accelerate', {args.processes} processes: fit {fit_time:6.1f} s  "
+        f"accuracy {ranks[0]['accuracy']:.3f}  (launch incl. start-up {wall:.1f} s; "
+        f"every process has the same model: {same})"
+    )
     print(f"overhead of the Accelerate path in one process: {one_time / plain_time:.2f}x")
     print(f"speed-up of {args.processes} processes over device='cpu': {plain_time / fit_time:.2f}x")
 

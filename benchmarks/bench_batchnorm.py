@@ -6,9 +6,8 @@ Real MNIST digits (600 train, 200 test), 64 px, EfficientNet-Lite0 (BatchNorm mo
 Run: ``python benchmarks/bench_batchnorm.py``
 """
 
-from skft.datasets import load_mnist
-
 from skft import FineTunedClassifier
+from skft.datasets import load_mnist
 
 
 def main():
@@ -18,8 +17,9 @@ def main():
     for mode, extra in (("repurpose", {"trainable_layers": 3}), ("full", {"lr": 3e-4})):
         scores = []
         for bn_trainable in (False, True):
-            clf = FineTunedClassifier(mode=mode, image_size=64, max_epochs=5, random_state=0,
-                                      bn_trainable=bn_trainable, **extra)
+            clf = FineTunedClassifier(
+                mode=mode, image_size=64, max_epochs=5, random_state=0, bn_trainable=bn_trainable, **extra
+            )
             scores.append(clf.fit(images[train], labels[train]).score(images[test], labels[test]))
         name = mode + (" (trainable_layers=3)" if "trainable_layers" in extra else " (lr=3e-4)")
         print(f"{name:<28}{scores[0]:>20.3f}{scores[1]:>20.3f}", flush=True)

@@ -11,7 +11,6 @@ Run: ``python benchmarks/bench_dask.py [--n 200] [--image-size 64] [--workers 2]
 
 import argparse
 import os
-import sys
 import time
 
 import joblib
@@ -19,9 +18,8 @@ import torch
 from distributed import Client, LocalCluster
 from sklearn.model_selection import GridSearchCV
 
-from skft.datasets import load_mnist
-
 from skft import FineTunedClassifier  # noqa: E402
+from skft.datasets import load_mnist
 
 GRID = {"lr": [1e-3, 3e-3], "batch_size": [16, 32]}
 
@@ -39,22 +37,31 @@ def main():
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     X, y = load_mnist(args.n)
-    estimator = FineTunedClassifier(mode="repurpose", image_size=args.image_size, max_epochs=2, device="cpu",
-                                    random_state=0)
-    print(f"{args.n} MNIST digits, {args.image_size} px, repurpose, grid {GRID}, 3-fold, 2 epochs; "
-          f"{os.cpu_count()} CPUs, serial search on {torch.get_num_threads()} torch thread(s)", flush=True)
+    estimator = FineTunedClassifier(
+        mode="repurpose", image_size=args.image_size, max_epochs=2, device="cpu", random_state=0
+    )
+    print(
+        f"{args.n} MNIST digits, {args.image_size} px, repurpose, grid {GRID}, 3-fold, 2 epochs; "
+        f"{os.cpu_count()} CPUs, serial search on {torch.get_num_threads()} torch thread(s)",
+        flush=True,
+    )
     serial_time, serial = timed_search(estimator, X, y)
-    print(f"n_jobs=1:            {serial_time:6.1f} s  best {serial.best_params_} ({serial.best_score_:.3f})",
-          flush=True)
+    print(
+        f"n_jobs=1:            {serial_time:6.1f} s  best {serial.best_params_} ({serial.best_score_:.3f})", flush=True
+    )
     start = time.perf_counter()
-    with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
+    with (
+        LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
         client.wait_for_workers(args.workers)
         startup = time.perf_counter() - start
         with joblib.parallel_backend("dask"):
             dask_time, on_dask = timed_search(estimator, X, y)
-    print(f"Dask, {args.workers} workers:     {dask_time:6.1f} s  best {on_dask.best_params_} "
-          f"({on_dask.best_score_:.3f})  (cluster start-up {startup:.1f} s, not included)")
+    print(
+        f"Dask, {args.workers} workers:     {dask_time:6.1f} s  best {on_dask.best_params_} "
+        f"({on_dask.best_score_:.3f})  (cluster start-up {startup:.1f} s, not included)"
+    )
     print(f"ratio n_jobs=1 / Dask: {serial_time / dask_time:.2f}x")
 
 

@@ -21,12 +21,18 @@ import torch
 from sklearn.model_selection import GridSearchCV
 from skorch import NeuralNetClassifier
 
+from skft import FineTunedClassifier, clear_cache
+
 from _peers import (
-    PeerNetwork, RestNetwork, digits, frozen_features, hand_written_fit, preprocess, read_pretrained_weights,
+    PeerNetwork,
+    RestNetwork,
+    digits,
+    frozen_features,
+    hand_written_fit,
+    preprocess,
+    read_pretrained_weights,
     trainable_only,
 )
-
-from skft import FineTunedClassifier, clear_cache
 
 GRID = {"lr": [1e-3, 3e-3], "batch_size": [16, 32]}
 EPOCHS = 5
@@ -41,9 +47,16 @@ def _timed_search(estimator, X, y, grid):
 
 def _skorch(module, device, **kwargs):
     return NeuralNetClassifier(
-        module, criterion=torch.nn.CrossEntropyLoss, optimizer=trainable_only(torch.optim.AdamW),
-        optimizer__weight_decay=1e-4, max_epochs=EPOCHS, train_split=None, iterator_train__shuffle=True,
-        device=device, verbose=0, **kwargs,
+        module,
+        criterion=torch.nn.CrossEntropyLoss,
+        optimizer=trainable_only(torch.optim.AdamW),
+        optimizer__weight_decay=1e-4,
+        max_epochs=EPOCHS,
+        train_split=None,
+        iterator_train__shuffle=True,
+        device=device,
+        verbose=0,
+        **kwargs,
     )
 
 
@@ -52,9 +65,12 @@ def compare(images, labels, size, mode, device):
     torch.manual_seed(0)
     clear_cache()
     skft_time, skft_score = _timed_search(
-        FineTunedClassifier(mode=mode, trainable_layers=1, image_size=size, max_epochs=EPOCHS, random_state=0,
-                            device=device),
-        images, labels, GRID,
+        FineTunedClassifier(
+            mode=mode, trainable_layers=1, image_size=size, max_epochs=EPOCHS, random_state=0, device=device
+        ),
+        images,
+        labels,
+        GRID,
     )
     X = preprocess(images, size)
     peer_time, peer_score = _timed_search(_skorch(PeerNetwork, device, module__n_frozen=n_frozen), X, labels, GRID)
@@ -69,9 +85,12 @@ def compare(images, labels, size, mode, device):
             _skorch(RestNetwork, device, module__n_frozen=n_frozen), features, labels, GRID
         )
     ref_time = time.perf_counter() - start
-    print(f"{size:>4} px  {mode:<18} skft {skft_time:6.1f} s ({skft_score:.3f})  peer {peer_time:6.1f} s "
-          f"({peer_score:.3f})  reference {ref_time:6.1f} s ({ref_score:.3f})  skft/reference "
-          f"{skft_time / ref_time:4.2f}x  peer/skft {peer_time / skft_time:5.1f}x", flush=True)
+    print(
+        f"{size:>4} px  {mode:<18} skft {skft_time:6.1f} s ({skft_score:.3f})  peer {peer_time:6.1f} s "
+        f"({peer_score:.3f})  reference {ref_time:6.1f} s ({ref_score:.3f})  skft/reference "
+        f"{skft_time / ref_time:4.2f}x  peer/skft {peer_time / skft_time:5.1f}x",
+        flush=True,
+    )
 
 
 def compare_full(images, labels, size, device, epochs=2):
@@ -80,11 +99,15 @@ def compare_full(images, labels, size, device, epochs=2):
     hand_written_fit(X, labels, n_frozen=0, lr=1e-4, batch_size=32, epochs=epochs, seed=0, device=device)
     hand = time.perf_counter() - start
     start = time.perf_counter()
-    FineTunedClassifier(mode="full", image_size=size, max_epochs=epochs, batch_size=32, lr=1e-4,
-                        random_state=0, device=device).fit(images, labels)
+    FineTunedClassifier(
+        mode="full", image_size=size, max_epochs=epochs, batch_size=32, lr=1e-4, random_state=0, device=device
+    ).fit(images, labels)
     ours = time.perf_counter() - start
-    print(f"{size:>4} px  full mode, {epochs} epochs: skft {ours:.1f} s, hand-written loop {hand:.1f} s, "
-          f"overhead {ours / hand:.2f}x", flush=True)
+    print(
+        f"{size:>4} px  full mode, {epochs} epochs: skft {ours:.1f} s, hand-written loop {hand:.1f} s, "
+        f"overhead {ours / hand:.2f}x",
+        flush=True,
+    )
 
 
 def main():
@@ -96,8 +119,10 @@ def main():
     args = parser.parse_args()
     images, labels = digits(args.n)
     read_pretrained_weights(images[:8], labels[:8], args.device)
-    print(f"{args.n} MNIST digits, EfficientNet-Lite0, grid {GRID}, 3-fold CV, {EPOCHS} epochs, "
-          f"{torch.get_num_threads()} threads, device {args.device}")
+    print(
+        f"{args.n} MNIST digits, EfficientNet-Lite0, grid {GRID}, 3-fold CV, {EPOCHS} epochs, "
+        f"{torch.get_num_threads()} threads, device {args.device}"
+    )
     for size in args.sizes:
         for mode in args.modes:
             compare(images, labels, size, mode, args.device)

@@ -55,15 +55,23 @@ def main(argv=None):
     args = parser.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     images, labels = load_mnist(args.n_images)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); {args.fits} fits of efficientnet_lite0, "
-          f"image_size={args.image_size}, {args.n_images} MNIST images, max_epochs={args.max_epochs}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); {args.fits} fits of efficientnet_lite0, "
+        f"image_size={args.image_size}, {args.n_images} MNIST images, max_epochs={args.max_epochs}"
+    )
     print(f"before any fit: {resident_mib():8.1f} MiB")
     after_first = None
     start = time.perf_counter()
     for index in range(args.fits):
         lr = (1e-3, 3e-3)[index % 2]  # vary a parameter, as a grid search does
-        clf = FineTunedClassifier(image_size=args.image_size, max_epochs=args.max_epochs, batch_size=32, lr=lr,
-                                  random_state=index, early_stopping=index % 3 == 0)
+        clf = FineTunedClassifier(
+            image_size=args.image_size,
+            max_epochs=args.max_epochs,
+            batch_size=32,
+            lr=lr,
+            random_state=index,
+            early_stopping=index % 3 == 0,
+        )
         clf.fit(images, labels)
         del clf
         gc.collect()
@@ -71,8 +79,10 @@ def main(argv=None):
         after_first = rss if after_first is None else after_first
         print(f"after fit {index + 1:2d}: {rss:8.1f} MiB  (growth since fit 1: {rss - after_first:+7.1f} MiB)")
     growth = resident_mib() - after_first
-    print(f"{args.fits} fits in {time.perf_counter() - start:.0f} s; growth after the first fit: {growth:+.1f} MiB "
-          f"(limit {LIMIT_MIB} MiB): {'OK' if growth < LIMIT_MIB else 'TOO MUCH'}")
+    print(
+        f"{args.fits} fits in {time.perf_counter() - start:.0f} s; growth after the first fit: {growth:+.1f} MiB "
+        f"(limit {LIMIT_MIB} MiB): {'OK' if growth < LIMIT_MIB else 'TOO MUCH'}"
+    )
     return 0 if growth < LIMIT_MIB else 1
 
 

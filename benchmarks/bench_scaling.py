@@ -6,9 +6,9 @@ Run: ``python benchmarks/bench_scaling.py [--sizes 500 1000 2000 4000] [--image-
 import argparse
 import time
 
-from _peers import digits
-
 from skft import FineTunedClassifier, clear_cache
+
+from _peers import digits
 
 
 def main():
@@ -26,8 +26,9 @@ def main():
         for n in args.sizes:
             clear_cache()
             start = time.perf_counter()
-            FineTunedClassifier(mode=mode, image_size=args.image_size, max_epochs=args.epochs,
-                                random_state=0).fit(images[:n], labels[:n])
+            FineTunedClassifier(mode=mode, image_size=args.image_size, max_epochs=args.epochs, random_state=0).fit(
+                images[:n], labels[:n]
+            )
             elapsed = time.perf_counter() - start
             cells.append(f"{elapsed:6.1f}s {1000 * elapsed / n:5.1f}ms")
         print(f"{mode:<20}" + "".join(f"{cell:>16}" for cell in cells), flush=True)

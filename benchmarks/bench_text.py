@@ -17,17 +17,17 @@ import time
 
 import numpy as np
 import torch
+from _text_peers import WIDTH, PadBatch, PeerTextNetwork, frozen_states, tokenize
 from sklearn.model_selection import GridSearchCV
 from sklearn.utils import check_random_state
 from skorch import NeuralNetClassifier
-
-from _peers import trainable_only
-from _text_peers import WIDTH, PadBatch, PeerTextNetwork, frozen_states, tokenize
 
 from skft import FineTunedClassifier, clear_cache
 from skft._nn.network import build_head
 from skft._nn.seeding import FitGenerators
 from skft.datasets import load_movie_reviews
+
+from _peers import trainable_only
 
 GRID = {"lr": [1e-3, 3e-3], "batch_size": [16, 32]}
 EPOCHS = 3
@@ -49,16 +49,25 @@ def _timed_search(estimator, X, y):
 
 def _skorch(module, collate=None, generator=None, **kwargs):
     return NeuralNetClassifier(
-        module, criterion=torch.nn.CrossEntropyLoss, optimizer=trainable_only(torch.optim.AdamW),
-        optimizer__weight_decay=1e-4, max_epochs=EPOCHS, train_split=None, iterator_train__shuffle=True,
-        iterator_train__collate_fn=collate, iterator_valid__collate_fn=collate, iterator_train__generator=generator,
-        verbose=0, **kwargs,
+        module,
+        criterion=torch.nn.CrossEntropyLoss,
+        optimizer=trainable_only(torch.optim.AdamW),
+        optimizer__weight_decay=1e-4,
+        max_epochs=EPOCHS,
+        train_split=None,
+        iterator_train__shuffle=True,
+        iterator_train__collate_fn=collate,
+        iterator_valid__collate_fn=collate,
+        iterator_train__generator=generator,
+        verbose=0,
+        **kwargs,
     )
 
 
 def _skft(mode, **kwargs):
-    return FineTunedClassifier("all-MiniLM-L6-v2", mode=mode, trainable_layers=1, max_epochs=EPOCHS,
-                               random_state=0, device="cpu", **kwargs)
+    return FineTunedClassifier(
+        "all-MiniLM-L6-v2", mode=mode, trainable_layers=1, max_epochs=EPOCHS, random_state=0, device="cpu", **kwargs
+    )
 
 
 def compare(texts, labels, mode):
@@ -66,8 +75,9 @@ def compare(texts, labels, mode):
     clear_cache()
     skft_time, skft_score = _timed_search(_skft(mode), texts, labels)
     ids, pad = tokenize(texts)  # the peer's tokenising is free
-    peer_time, peer_score = _timed_search(_skorch(PeerTextNetwork, PadBatch(pad), module__n_frozen=n_frozen), ids,
-                                          labels)
+    peer_time, peer_score = _timed_search(
+        _skorch(PeerTextNetwork, PadBatch(pad), module__n_frozen=n_frozen), ids, labels
+    )
     states = frozen_states(n_frozen, ids, pad)  # the reference's compute-once step is free too
     if mode == "feature_extraction":
         reference = _skorch(torch.nn.Linear, module__in_features=WIDTH, module__out_features=2)
@@ -75,9 +85,12 @@ def compare(texts, labels, mode):
     else:
         reference = _skorch(PeerTextNetwork, PadBatch(pad), module__n_frozen=n_frozen, module__start_frozen=False)
         ref_time, ref_score = _timed_search(reference, states, labels)
-    print(f"{mode:<18} skft {skft_time:7.1f} s ({skft_score:.3f})  peer {peer_time:7.1f} s ({peer_score:.3f})  "
-          f"reference {ref_time:6.1f} s ({ref_score:.3f})  peer/skft {peer_time / skft_time:5.1f}x  "
-          f"skft/reference {skft_time / ref_time:4.2f}x", flush=True)
+    print(
+        f"{mode:<18} skft {skft_time:7.1f} s ({skft_score:.3f})  peer {peer_time:7.1f} s ({peer_score:.3f})  "
+        f"reference {ref_time:6.1f} s ({ref_score:.3f})  peer/skft {peer_time / skft_time:5.1f}x  "
+        f"skft/reference {skft_time / ref_time:4.2f}x",
+        flush=True,
+    )
     return peer_time / skft_time
 
 
@@ -90,8 +103,15 @@ def same_loss_history(texts, labels, mode, lr=1e-3, batch_size=16):
     generators = FitGenerators(seed)
     head = build_head(WIDTH, (), 2, 0.0, generators.head)[-1].state_dict()  # skft's head, as skft draws it
     ids, pad = tokenize(texts)
-    peer = _skorch(PeerTextNetwork, PadBatch(pad), generator=generators.batches, module__n_frozen=n_frozen,
-                   module__head_state=head, lr=lr, batch_size=batch_size)
+    peer = _skorch(
+        PeerTextNetwork,
+        PadBatch(pad),
+        generator=generators.batches,
+        module__n_frozen=n_frozen,
+        module__head_state=head,
+        lr=lr,
+        batch_size=batch_size,
+    )
     peer.initialize()
     with torch.random.fork_rng():
         torch.manual_seed(seed)  # the trainable layer's own dropout draws from the global generator, as in skft
@@ -99,8 +119,11 @@ def same_loss_history(texts, labels, mode, lr=1e-3, batch_size=16):
     theirs = np.array(peer.history[:, "train_loss"])
     mine = np.array(ours.history_[:, "train_loss"])
     equal = np.allclose(mine, theirs, rtol=1e-4, atol=1e-5)
-    print(f"{mode:<18} loss history, dropout=0, lr={lr}, batch_size={batch_size}: skft {np.round(mine, 5).tolist()}  "
-          f"peer {np.round(theirs, 5).tolist()}  equal (rtol 1e-4): {equal}", flush=True)
+    print(
+        f"{mode:<18} loss history, dropout=0, lr={lr}, batch_size={batch_size}: skft {np.round(mine, 5).tolist()}  "
+        f"peer {np.round(theirs, 5).tolist()}  equal (rtol 1e-4): {equal}",
+        flush=True,
+    )
     return equal
 
 
@@ -112,8 +135,11 @@ def main():
     args = parser.parse_args()
     n = 200 if args.quick else args.n
     texts, labels = reviews(n)
-    print(f"{n} Rotten Tomatoes reviews (fresh vs rotten), all-MiniLM-L6-v2, grid {GRID}, 3-fold CV, {EPOCHS} "
-          f"epochs, {torch.get_num_threads()} threads", flush=True)
+    print(
+        f"{n} Rotten Tomatoes reviews (fresh vs rotten), all-MiniLM-L6-v2, grid {GRID}, 3-fold CV, {EPOCHS} "
+        f"epochs, {torch.get_num_threads()} threads",
+        flush=True,
+    )
     for mode in args.modes:
         compare(texts, labels, mode)
     for mode in args.modes:

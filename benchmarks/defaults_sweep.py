@@ -98,9 +98,7 @@ def run_key(record):
 def run_one(dataset, n_train, seed, recipe, lr, epochs, image_size):
     X_train, y_train, X_valid, y_valid, X_test, y_test = load_dataset(dataset, seed, n_train)
     params, _ = RECIPES[recipe]
-    estimator = FineTunedClassifier(
-        **params, lr=lr, image_size=image_size, max_epochs=epochs, random_state=seed
-    )
+    estimator = FineTunedClassifier(**params, lr=lr, image_size=image_size, max_epochs=epochs, random_state=seed)
     start = time.perf_counter()
     estimator.fit(X_train, y_train)
     fit_seconds = time.perf_counter() - start
@@ -129,8 +127,15 @@ def sweep(args):
             for recipe in args.recipes:
                 for lr in args.lrs or RECIPES[recipe][1]:
                     for seed in args.seeds:
-                        record = {"dataset": dataset, "n_train": sizes[n_index], "seed": seed, "recipe": recipe,
-                                  "lr": lr, "epochs": args.epochs, "image_size": args.image_size}
+                        record = {
+                            "dataset": dataset,
+                            "n_train": sizes[n_index],
+                            "seed": seed,
+                            "recipe": recipe,
+                            "lr": lr,
+                            "epochs": args.epochs,
+                            "image_size": args.image_size,
+                        }
                         if run_key(record) in done:
                             continue
                         record |= run_one(dataset, sizes[n_index], seed, recipe, lr, args.epochs, args.image_size)
@@ -146,8 +151,12 @@ def table(args):
     records["lr"] = records["lr"].map(lambda value: value if isinstance(value, str) else f"{value:g}")
     grouped = records.groupby(["dataset", "image_size", "epochs", "n_train", "recipe", "lr"])
     summary = grouped.agg(
-        seeds=("seed", "nunique"), valid=("valid_accuracy", "mean"), test=("test_accuracy", "mean"),
-        test_std=("test_accuracy", "std"), fit_s=("fit_seconds", "mean"), drift=("drift", "mean"),
+        seeds=("seed", "nunique"),
+        valid=("valid_accuracy", "mean"),
+        test=("test_accuracy", "mean"),
+        test_std=("test_accuracy", "std"),
+        fit_s=("fit_seconds", "mean"),
+        drift=("drift", "mean"),
     ).reset_index()
     # Per recipe, the learning rate with the best mean validation accuracy (the choice), and its test accuracy.
     best = summary.loc[summary.groupby(["dataset", "image_size", "epochs", "n_train", "recipe"])["valid"].idxmax()]

@@ -22,8 +22,17 @@ from skft import FineTunedClassifier
 
 def throughput(backbone, images, labels, epochs, precision, device="cuda"):
     weights = "DEFAULT" if backbone == "efficientnet_lite0" else None
-    clf = FineTunedClassifier(backbone=backbone, weights=weights, mode="full", image_size=224, max_epochs=1,
-                              batch_size=64, device=device, random_state=0, precision=precision)
+    clf = FineTunedClassifier(
+        backbone=backbone,
+        weights=weights,
+        mode="full",
+        image_size=224,
+        max_epochs=1,
+        batch_size=64,
+        device=device,
+        random_state=0,
+        precision=precision,
+    )
     clf.fit(images[:64], labels[:64])
     torch.cuda.synchronize()
     clf.set_params(max_epochs=epochs)
@@ -31,22 +40,36 @@ def throughput(backbone, images, labels, epochs, precision, device="cuda"):
     clf.fit(images, labels)
     torch.cuda.synchronize()
     elapsed = time.perf_counter() - start
-    print(f"{backbone:<20} full fine-tuning, 224 px, {precision}, device={device!r}: {epochs * len(images) / elapsed:8.0f} images/s "
-          f"({elapsed:.1f} s for {epochs} epochs of {len(images)} images; last train loss "
-          f"{clf.history_[-1, 'train_loss']:.3f})", flush=True)
+    print(
+        f"{backbone:<20} full fine-tuning, 224 px, {precision}, device={device!r}: "
+        f"{epochs * len(images) / elapsed:8.0f} images/s "
+        f"({elapsed:.1f} s for {epochs} epochs of {len(images)} images; last train loss "
+        f"{clf.history_[-1, 'train_loss']:.3f})",
+        flush=True,
+    )
 
 
 def memory_over_fits(images, labels, n_fits=5):
     for index in range(n_fits):
         torch.cuda.reset_peak_memory_stats()
-        clf = FineTunedClassifier(mode="repurpose", trainable_layers=3, image_size=224, max_epochs=1,
-                                  batch_size=64, device="cuda", random_state=index).fit(images, labels)
+        clf = FineTunedClassifier(
+            mode="repurpose",
+            trainable_layers=3,
+            image_size=224,
+            max_epochs=1,
+            batch_size=64,
+            device="cuda",
+            random_state=index,
+        ).fit(images, labels)
         clf.predict(images[:128])
         peak = torch.cuda.max_memory_allocated() / 2**20
         del clf
         gc.collect()
-        print(f"fit {index + 1}: peak {peak:7.1f} MiB, allocated after the estimator is gone "
-              f"{torch.cuda.memory_allocated() / 2**20:7.1f} MiB", flush=True)
+        print(
+            f"fit {index + 1}: peak {peak:7.1f} MiB, allocated after the estimator is gone "
+            f"{torch.cuda.memory_allocated() / 2**20:7.1f} MiB",
+            flush=True,
+        )
 
 
 def main():
@@ -55,8 +78,11 @@ def main():
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--backbones", nargs="+", default=["efficientnet_lite0", "resnet50"])
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16", "fp16"])
-    parser.add_argument("--accelerate", action="store_true",
-                        help="also time device='accelerate' (one process) for the first backbone and precision")
+    parser.add_argument(
+        "--accelerate",
+        action="store_true",
+        help="also time device='accelerate' (one process) for the first backbone and precision",
+    )
     args = parser.parse_args()
     if not torch.cuda.is_available():
         sys.exit("gpu_checks.py needs CUDA.")

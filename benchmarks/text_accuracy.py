@@ -56,8 +56,9 @@ def frozen_embeddings():
 
 
 def skft_search(seed, grid, epochs, head_lr_scale):
-    estimator = FineTunedClassifier(MINILM, max_epochs=epochs, batch_size=16, head_lr_scale=head_lr_scale,
-                                    random_state=seed, device="cpu")
+    estimator = FineTunedClassifier(
+        MINILM, max_epochs=epochs, batch_size=16, head_lr_scale=head_lr_scale, random_state=seed, device="cpu"
+    )
     return GridSearchCV(estimator, grid, cv=3)
 
 
@@ -79,9 +80,12 @@ def run_seed(seed, args):
     row["refit_time"] = search.refit_time_
     row["cv"] = search.best_score_
     table = sorted(zip(search.cv_results_["mean_test_score"], map(str, search.cv_results_["params"])), reverse=True)
-    print(f"seed {seed}: TF-IDF {row['tfidf']:.3f} ({row['tfidf_time']:.0f} s)  frozen MiniLM + LR {row['frozen']:.3f} "
-          f"({row['frozen_time']:.0f} s)  skft {row['skft']:.3f} (CV {row['cv']:.3f}; winner {row['winner']}; "
-          f"search {row['skft_time']:.0f} s, refit {row['refit_time']:.0f} s)", flush=True)
+    print(
+        f"seed {seed}: TF-IDF {row['tfidf']:.3f} ({row['tfidf_time']:.0f} s)  frozen MiniLM + LR {row['frozen']:.3f} "
+        f"({row['frozen_time']:.0f} s)  skft {row['skft']:.3f} (CV {row['cv']:.3f}; winner {row['winner']}; "
+        f"search {row['skft_time']:.0f} s, refit {row['refit_time']:.0f} s)",
+        flush=True,
+    )
     for score, params in table:
         print(f"    CV {score:.3f}  {params}", flush=True)
     return row
@@ -94,17 +98,24 @@ def main():
     parser.add_argument("--n-test", type=int, default=1000)
     parser.add_argument("--grid", choices=sorted(GRIDS), default="issue")
     parser.add_argument("--epochs", type=int, default=3, help="max_epochs of the skft candidates (default: 3)")
-    parser.add_argument("--head-lr-scale", type=float, default=10.0,
-                        help="head_lr_scale of the skft candidates (default: %(default)s)")
+    parser.add_argument(
+        "--head-lr-scale", type=float, default=10.0, help="head_lr_scale of the skft candidates (default: %(default)s)"
+    )
     args = parser.parse_args()
-    print(f"Rotten Tomatoes fresh vs rotten, {args.n_train} train / {args.n_test} test, seeds {args.seeds}, "
-          f"skft grid {args.grid!r} {GRIDS[args.grid]}, max_epochs={args.epochs}, batch_size=16, "
-          f"head_lr_scale={args.head_lr_scale}", flush=True)
+    print(
+        f"Rotten Tomatoes fresh vs rotten, {args.n_train} train / {args.n_test} test, seeds {args.seeds}, "
+        f"skft grid {args.grid!r} {GRIDS[args.grid]}, max_epochs={args.epochs}, batch_size=16, "
+        f"head_lr_scale={args.head_lr_scale}",
+        flush=True,
+    )
     rows = [run_seed(seed, args) for seed in args.seeds]
     means = {name: np.mean([row[name] for row in rows]) for name in ["tfidf", "frozen", "skft"]}
-    print(f"mean of {len(rows)} seed(s): TF-IDF + LR {means['tfidf']:.3f}  frozen MiniLM + LR {means['frozen']:.3f}  "
-          f"skft (best by CV) {means['skft']:.3f}  (+{100 * (means['skft'] - means['tfidf']):.1f} points over TF-IDF, "
-          f"+{100 * (means['skft'] - means['frozen']):.1f} over frozen embeddings)", flush=True)
+    print(
+        f"mean of {len(rows)} seed(s): TF-IDF + LR {means['tfidf']:.3f}  frozen MiniLM + LR {means['frozen']:.3f}  "
+        f"skft (best by CV) {means['skft']:.3f}  (+{100 * (means['skft'] - means['tfidf']):.1f} points over TF-IDF, "
+        f"+{100 * (means['skft'] - means['frozen']):.1f} over frozen embeddings)",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

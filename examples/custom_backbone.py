@@ -6,23 +6,22 @@ minute on CPU (``SKFT_QUICK=1``: seconds).
 """
 
 import os
-import sys
-from pathlib import Path
 
 import torch
 from sklearn.model_selection import train_test_split
 from torch import nn
 
-from skft.datasets import load_mnist
-
 from skft import FineTunedClassifier, describe_backbone, register_backbone  # noqa: E402
+from skft.datasets import load_mnist
 
 
 def small_cnn():
     """Three convolution blocks (each: conv, BatchNorm, ReLU); the input is RGB (grey images are repeated)."""
+
     def block(channels_in, channels_out):
-        return nn.Sequential(nn.Conv2d(channels_in, channels_out, 3, stride=2, padding=1),
-                             nn.BatchNorm2d(channels_out), nn.ReLU())
+        return nn.Sequential(
+            nn.Conv2d(channels_in, channels_out, 3, stride=2, padding=1), nn.BatchNorm2d(channels_out), nn.ReLU()
+        )
 
     return nn.Sequential(block(3, 16), block(16, 32), block(32, 64))
 
@@ -30,8 +29,7 @@ def small_cnn():
 def main(quick=False):
     """Train the small network from scratch (``mode="full"``) both ways; print and return the accuracies."""
     images, labels = load_mnist(300 if quick else 2000)
-    X_train, X_test, y_train, y_test = train_test_split(images, labels, test_size=0.25, stratify=labels,
-                                                        random_state=0)
+    X_train, X_test, y_train, y_test = train_test_split(images, labels, test_size=0.25, stratify=labels, random_state=0)
     params = dict(mode="full", lr=3e-3, max_epochs=8 if quick else 10, random_state=0)
     # 1. An nn.Module instance: skft copies it for every fit; image_size is required.
     torch.manual_seed(0)  # the module's initial weights come from torch's global generator
@@ -41,8 +39,10 @@ def main(quick=False):
     describe_backbone("small_cnn")
     named_clf = FineTunedClassifier(backbone="small_cnn", **params).fit(X_train, y_train)
     accuracy = {"module": module_clf.score(X_test, y_test), "registered": named_clf.score(X_test, y_test)}
-    print(f"held-out accuracy on {len(X_test)} digits: nn.Module {accuracy['module']:.3f}, "
-          f"registered name {accuracy['registered']:.3f}")
+    print(
+        f"held-out accuracy on {len(X_test)} digits: nn.Module {accuracy['module']:.3f}, "
+        f"registered name {accuracy['registered']:.3f}"
+    )
     return accuracy
 
 

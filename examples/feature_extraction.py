@@ -6,8 +6,6 @@ block's, which is the most ImageNet-specific. Offline, under a minute (``SKFT_QU
 """
 
 import os
-import sys
-from pathlib import Path
 
 import torch
 from sklearn.linear_model import LogisticRegression
@@ -15,9 +13,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from skft.datasets import load_mnist
-
 from skft import BackboneFeatures  # noqa: E402
+from skft.datasets import load_mnist
 
 FEATURE_LAYERS = (-3, -1)
 
@@ -30,8 +27,7 @@ def main(quick=False):
     dict of (weights, feature_layer) to float
     """
     images, labels = load_mnist(400 if quick else 1000)
-    X_train, X_test, y_train, y_test = train_test_split(images, labels, test_size=0.25, stratify=labels,
-                                                        random_state=0)
+    X_train, X_test, y_train, y_test = train_test_split(images, labels, test_size=0.25, stratify=labels, random_state=0)
     accuracy = {}
     for feature_layer in FEATURE_LAYERS:
         for weights in ("DEFAULT", None):
@@ -42,9 +38,11 @@ def main(quick=False):
                 LogisticRegression(max_iter=2000),
             )
             accuracy[weights, feature_layer] = model.fit(X_train, y_train).score(X_test, y_test)
-        print(f"feature_layer={feature_layer}: accuracy with ImageNet weights "
-              f"{accuracy['DEFAULT', feature_layer]:.3f}, with random weights (weights=None) "
-              f"{accuracy[None, feature_layer]:.3f}  ({len(X_test)} test digits)")
+        print(
+            f"feature_layer={feature_layer}: accuracy with ImageNet weights "
+            f"{accuracy['DEFAULT', feature_layer]:.3f}, with random weights (weights=None) "
+            f"{accuracy[None, feature_layer]:.3f}  ({len(X_test)} test digits)"
+        )
     return accuracy
 
 

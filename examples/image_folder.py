@@ -28,8 +28,9 @@ def write_pngs(folder, images, names):
 def skft(*args):
     """Run the ``skft`` command, echo it, and return what it prints on stdout."""
     print("$ skft " + " ".join(map(str, args)))
-    return subprocess.run([sys.executable, "-m", "skft", *map(str, args)], check=True, stdout=subprocess.PIPE,
-                          text=True).stdout
+    return subprocess.run(
+        [sys.executable, "-m", "skft", *map(str, args)], check=True, stdout=subprocess.PIPE, text=True
+    ).stdout
 
 
 def main(quick=False):
@@ -41,8 +42,22 @@ def main(quick=False):
         train, new, model = Path(tmp, "train"), Path(tmp, "new"), Path(tmp, "digits.model")
         write_pngs(train, images[:n_train], [f"{digit}/{i}" for i, digit in enumerate(digits[:n_train])])
         write_pngs(new, images[n_train:], [f"{i}" for i in range(n_train, len(images))])
-        print(skft("fit", train, "-o", model, "--image-size", 32 if quick else 64, "--epochs", 3 if quick else 4,
-                   "--grid", "lr=1e-3,3e-3", "--cv", 2))
+        print(
+            skft(
+                "fit",
+                train,
+                "-o",
+                model,
+                "--image-size",
+                32 if quick else 64,
+                "--epochs",
+                3 if quick else 4,
+                "--grid",
+                "lr=1e-3,3e-3",
+                "--cv",
+                2,
+            )
+        )
         predictions = list(csv.DictReader(io.StringIO(skft("predict", model, new))))
     truth = {f"{i}.png": digit for i, digit in enumerate(digits)}
     correct = [row["label"] == truth[Path(row["path"]).name] for row in predictions]

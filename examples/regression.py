@@ -6,15 +6,12 @@ Offline, under a minute on CPU (``SKFT_QUICK=1``: seconds).
 """
 
 import os
-import sys
-from pathlib import Path
 
 from sklearn.metrics import mean_absolute_error
 from sklearn.model_selection import train_test_split
 
-from skft.datasets import load_mnist
-
 from skft import FineTunedRegressor  # noqa: E402
+from skft.datasets import load_mnist
 
 
 def ink(images):
@@ -28,9 +25,11 @@ def main(quick=False):
     X_train, X_test, y_train, y_test = train_test_split(images, ink(images), test_size=0.25, random_state=0)
     reg = FineTunedRegressor(mode="full", lr=3e-4, image_size=32, max_epochs=5, random_state=0).fit(X_train, y_train)
     r2 = reg.score(X_test, y_test)
-    print(f"ink per digit: held-out R^2 {r2:.3f}, mean absolute error "
-          f"{mean_absolute_error(y_test, reg.predict(X_test)):.4f} (targets: mean {y_test.mean():.3f}, "
-          f"std {y_test.std():.3f})")
+    print(
+        f"ink per digit: held-out R^2 {r2:.3f}, mean absolute error "
+        f"{mean_absolute_error(y_test, reg.predict(X_test)):.4f} (targets: mean {y_test.mean():.3f}, "
+        f"std {y_test.std():.3f})"
+    )
     return r2
 
 

@@ -26,7 +26,11 @@ def main(quick=False):
     """Fit the three models on reviews; print and return their held-out accuracy."""
     texts, labels = load_movie_reviews()
     X_train, X_test, y_train, y_test = train_test_split(
-        texts, labels, train_size=300 if quick else 2000, test_size=200 if quick else 1000, stratify=labels,
+        texts,
+        labels,
+        train_size=300 if quick else 2000,
+        test_size=200 if quick else 1000,
+        stratify=labels,
         random_state=0,
     )
     models = {
@@ -39,8 +43,14 @@ def main(quick=False):
         # The last two transformer layers and the head train; the four below are frozen, and their
         # outputs are computed once per text and cached (refits and grid searches reuse them).
         "fine-tuned MiniLM (repurpose, 2 layers)": FineTunedClassifier(
-            "all-MiniLM-L6-v2", mode="repurpose", trainable_layers=2, lr=5e-4, head_lr_scale=10,
-            batch_size=16, max_epochs=2 if quick else 3, random_state=0,
+            "all-MiniLM-L6-v2",
+            mode="repurpose",
+            trainable_layers=2,
+            lr=5e-4,
+            head_lr_scale=10,
+            batch_size=16,
+            max_epochs=2 if quick else 3,
+            random_state=0,
         ),
     }
     accuracy = {}

@@ -20,8 +20,8 @@ from skorch.utils import to_device
 from torch import nn
 
 from ._cache import frozen_activations, frozen_text_activations, prefix_key
-from ._defaults import AUTO, resolve_lr, resolve_trainable_layers
 from ._clone import SharesModuleOnClone
+from ._defaults import AUTO, resolve_lr, resolve_trainable_layers
 from ._images.augment import augmentation_enabled, training_collate
 from ._images.source import at_image_size
 from ._modality import check_modality_params, check_samples, set_input_tags
@@ -238,9 +238,7 @@ class FineTunedEstimatorBase(
         samples = check_samples(X, modality, self.backbone)
         targets = self._encode_targets(y)
         if len(targets) != len(samples):
-            raise ValueError(
-                f"X and y have different lengths: {len(samples)} {modality}s but {len(targets)} targets."
-            )
+            raise ValueError(f"X and y have different lengths: {len(samples)} {modality}s but {len(targets)} targets.")
         weights = _check_sample_weight(sample_weight, np.empty(len(samples)), dtype=np.float32)
         weights = weights * self._target_weights(targets)
         packed = torch.from_numpy(np.column_stack([targets, weights]).astype(np.float32))
@@ -325,10 +323,17 @@ class FineTunedEstimatorBase(
         if self.mode != "lora":
             return
         for name, value, why in (
-            ("l2sp_alpha", self.l2sp_alpha > 0, "the pretrained weights stay frozen, so there is nothing to pull back "
-             "to them (the adapters are the whole change; lora_rank bounds it)"),
-            ("bn_trainable", self.bn_trainable, "LoRA leaves every pretrained tensor, BatchNorm statistics included, "
-             "as it was"),
+            (
+                "l2sp_alpha",
+                self.l2sp_alpha > 0,
+                "the pretrained weights stay frozen, so there is nothing to pull back "
+                "to them (the adapters are the whole change; lora_rank bounds it)",
+            ),
+            (
+                "bn_trainable",
+                self.bn_trainable,
+                "LoRA leaves every pretrained tensor, BatchNorm statistics included, as it was",
+            ),
             ("warm_start", self._continues_previous_fit(), "a continued fit would add new adapters onto merged ones"),
         ):
             if value:
@@ -376,7 +381,10 @@ class FineTunedEstimatorBase(
         FineTuneNetwork
         """
         resolved = resolve_backbone(
-            self.backbone, self.weights, image_size=self.image_size, share_modules=share_modules,
+            self.backbone,
+            self.weights,
+            image_size=self.image_size,
+            share_modules=share_modules,
             read_weights=read_weights,
         )
         if normalisation is not None:
@@ -390,7 +398,9 @@ class FineTunedEstimatorBase(
             max_length=self.max_length,
             feature_layer=self.feature_layer,
             n_frozen_for=lambda n_blocks: count_frozen_blocks(
-                self.mode, resolve_trainable_layers(self.trainable_layers, resolved.name, n_blocks), n_blocks,
+                self.mode,
+                resolve_trainable_layers(self.trainable_layers, resolved.name, n_blocks),
+                n_blocks,
                 resolved.name,
             ),
             head=self.head,
@@ -458,8 +468,13 @@ class FineTunedEstimatorBase(
             return images
         network.to(device)
         activations = frozen_activations(
-            network, images, key=key, device=device, batch_size=max(self.batch_size, 64),
-            cache_dir=self.cache_dir, num_workers=self.num_workers,
+            network,
+            images,
+            key=key,
+            device=device,
+            batch_size=max(self.batch_size, 64),
+            cache_dir=self.cache_dir,
+            num_workers=self.num_workers,
         )
         return {"X": activations, "start_block": torch.full((len(images),), network.cache_start)}
 
@@ -478,8 +493,12 @@ class FineTunedEstimatorBase(
         optimizer_kwargs = {
             "optimizer__weight_decay": self.weight_decay,
             "optimizer__param_groups": param_groups(
-                [name for name, _ in network.backbone.named_children()], network.n_frozen, lr=lr,
-                lr_decay=self.lr_decay, head_lr_scale=self.head_lr_scale, weight_decay=self.weight_decay,
+                [name for name, _ in network.backbone.named_children()],
+                network.n_frozen,
+                lr=lr,
+                lr_decay=self.lr_decay,
+                head_lr_scale=self.head_lr_scale,
+                weight_decay=self.weight_decay,
                 l2sp=self.l2sp_alpha > 0,
             ),
         }
@@ -536,9 +555,12 @@ class FineTunedEstimatorBase(
         callbacks = copy.deepcopy(list(self.callbacks or []))
         if self.early_stopping:
             callbacks += self._validation_scores()
-            callbacks.append(("early_stopping", EarlyStoppingWithLastRow(
-                monitor="valid_loss", patience=self.n_iter_no_change, load_best=True
-            )))
+            callbacks.append(
+                (
+                    "early_stopping",
+                    EarlyStoppingWithLastRow(monitor="valid_loss", patience=self.n_iter_no_change, load_best=True),
+                )
+            )
         if self.warmup_epochs:
             callbacks.append(
                 ("head_warmup", GradualUnfreezing(start_epoch=self.warmup_epochs, blocks_per_step=n_blocks))
@@ -577,4 +599,3 @@ def _take(inputs, indices):
     if isinstance(inputs, dict):
         return {name: value[indices] for name, value in inputs.items()}
     return inputs[indices]
-

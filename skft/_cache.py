@@ -125,8 +125,7 @@ class ActivationStore:
     def stats(self):
         """Return a :class:`CacheStats`."""
         with self._lock:
-            return CacheStats(self._bytes, self.limit_bytes, len(self._entries), self.hits, self.misses,
-                              self.disk_hits)
+            return CacheStats(self._bytes, self.limit_bytes, len(self._entries), self.hits, self.misses, self.disk_hits)
 
 
 _STORE = ActivationStore(DEFAULT_CACHE_BYTES)

@@ -13,8 +13,8 @@ from sklearn.utils.multiclass import type_of_target
 
 from ._classification import FineTunedClassifier
 from ._images.source import as_image_source, at_image_size, image_batches
-from .backbones import backbone_modality
 from ._regression import FineTunedRegressor
+from .backbones import backbone_modality
 
 COLUMNS = ["score_mean", "score_std", "fit_time", "trainable_params", "drift"]
 FLOOR_IMAGE_SIZE = 32

@@ -19,7 +19,9 @@ from ._text import pad_token_ids, tokenized_texts
 from .backbones import RegistrationTravelsMixin, backbone_modality, resolve_backbone
 
 
-class BackboneFeatures(SharesModuleOnClone, RegistrationTravelsMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class BackboneFeatures(
+    SharesModuleOnClone, RegistrationTravelsMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
     """Pooled features of one block of a pretrained backbone, for any scikit-learn model.
 
     For images, or texts with a text backbone: ``BackboneFeatures(backbone="all-MiniLM-L6-v2")``
@@ -132,12 +134,18 @@ class BackboneFeatures(SharesModuleOnClone, RegistrationTravelsMixin, ClassNameP
         check_modality_params(self, modality, self.backbone)
         check_samples(X, modality, self.backbone)
         self.device_ = resolve_device(self.device)
-        resolved = resolve_backbone(self.backbone, self.weights, image_size=self.image_size,
-                                    share_modules=self.device_ == "cpu")
+        resolved = resolve_backbone(
+            self.backbone, self.weights, image_size=self.image_size, share_modules=self.device_ == "cpu"
+        )
         self.image_size_ = self.image_size or getattr(resolved.preprocessing, "image_size", None)
         network = build_network(
-            resolved, image_size=self.image_size_, feature_layer=self.feature_layer,
-            n_frozen_for=lambda n_blocks: n_blocks, head=(), n_outputs=None, dropout=0.0,
+            resolved,
+            image_size=self.image_size_,
+            feature_layer=self.feature_layer,
+            n_frozen_for=lambda n_blocks: n_blocks,
+            head=(),
+            n_outputs=None,
+            dropout=0.0,
             max_length=self.max_length,
         )
         self.max_length_ = getattr(network.normalizer, "max_length", None)
@@ -172,8 +180,10 @@ class BackboneFeatures(SharesModuleOnClone, RegistrationTravelsMixin, ClassNameP
         """
         check_is_fitted(self)
         samples = check_samples(X, self.network_.modality, self.backbone, self.image_size_)
-        batches = self._text_batches(samples) if self.network_.modality == "text" else image_batches(
-            samples, self.batch_size, self.num_workers
+        batches = (
+            self._text_batches(samples)
+            if self.network_.modality == "text"
+            else image_batches(samples, self.batch_size, self.num_workers)
         )
         outputs = []
         with torch.inference_mode():

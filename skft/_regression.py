@@ -50,7 +50,12 @@ class FineTunedRegressor(RegressorMixin, FineTunedEstimatorBase):
     (3,)
     """
 
-    _saved_attributes = FineTunedEstimatorBase._saved_attributes + ("target_mean_", "target_scale_", "n_targets_", "target_ndim_")
+    _saved_attributes = FineTunedEstimatorBase._saved_attributes + (
+        "target_mean_",
+        "target_scale_",
+        "n_targets_",
+        "target_ndim_",
+    )
 
     def _encode_targets(self, y):
         y = np.asarray(y)

@@ -170,8 +170,13 @@ class SavedAsModelFile:
             state = network.state_dict()
             frozen = {name for name, _ in list(network.backbone.named_children())[: network.n_frozen]}
             required = _stored_tensor_names(network, frozen)
-            _load_tensors(network, tensors, {key: state[key] for key in set(tensors) | set(required) if key in state},
-                          estimator.backbone, path)
+            _load_tensors(
+                network,
+                tensors,
+                {key: state[key] for key in set(tensors) | set(required) if key in state},
+                estimator.backbone,
+                path,
+            )
             # The adapters came from the file, the weights from the pretrained ones: add them up as fit did.
             merge_adapters(network)
         estimator.prefix_key_ = estimator._prefix_key(network)
@@ -233,8 +238,9 @@ def _unchanged_frozen_blocks(network, pretrained):
 
 
 def _same_tensors(state, other):
-    return state.keys() == other.keys() and all(torch.equal(state[key], other[key].to(state[key].device))
-                                                for key in state)
+    return state.keys() == other.keys() and all(
+        torch.equal(state[key], other[key].to(state[key].device)) for key in state
+    )
 
 
 def _stored_tensor_names(network, unchanged_blocks):

@@ -75,8 +75,12 @@ def plot_learning_curves(history_or_estimator, ax=None, label=None, metric="loss
         values = [row.get(key) for row in history]
         if any(value is not None for value in values):
             name = key.replace("_", " ")
-            ax.plot(epochs, [np.nan if v is None else v for v in values], marker="o",
-                    label=f"{label} {name}" if label else name)
+            ax.plot(
+                epochs,
+                [np.nan if v is None else v for v in values],
+                marker="o",
+                label=f"{label} {name}" if label else name,
+            )
     ax.set_xlabel("epoch")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel(metric)
@@ -170,7 +174,7 @@ MARGIN = 0.15
 
 
 def _padded(low, high, log):
-    """Axis limits around ``low.min()`` .. ``high.max()`` with :data:`MARGIN` on both sides (in log space if ``log``)."""
+    """Axis limits around ``low.min()`` .. ``high.max()``, :data:`MARGIN` on both sides (log space if ``log``)."""
     lo, hi = np.nanmin(low), np.nanmax(high)
     if log:
         lo, hi = np.log10(lo), np.log10(hi)
@@ -181,8 +185,14 @@ def _padded(low, high, log):
 
 # Where a label may sit, in points from its point, nearest first: beside it (right, left), above,
 # below; then the same directions farther out.
-_DIRECTIONS = [(1, 1, "left", "bottom"), (1, -1, "left", "top"), (-1, 1, "right", "bottom"),
-               (-1, -1, "right", "top"), (0, 1.5, "center", "bottom"), (0, -1.5, "center", "top")]
+_DIRECTIONS = [
+    (1, 1, "left", "bottom"),
+    (1, -1, "left", "top"),
+    (-1, 1, "right", "bottom"),
+    (-1, -1, "right", "top"),
+    (0, 1.5, "center", "bottom"),
+    (0, -1.5, "center", "top"),
+]
 _STEP = 6
 _RINGS = 4
 
@@ -213,8 +223,13 @@ class _PointLabels(Artist):
         self.set_in_layout(False)
         self._labels = []
         for name, xi, yi in zip(names, x, y):
-            label = ax.annotate(name, (xi, yi), xytext=(_STEP, _STEP), textcoords="offset points",
-                                arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.6, "shrinkA": 1, "shrinkB": 4})
+            label = ax.annotate(
+                name,
+                (xi, yi),
+                xytext=(_STEP, _STEP),
+                textcoords="offset points",
+                arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.6, "shrinkA": 1, "shrinkB": 4},
+            )
             label.set_in_layout(False)  # placed after the layout; the margins leave it room
             self._labels.append(label)
 

@@ -13,9 +13,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from skorch.callbacks import Callback  # noqa: E402
 
-from conftest import TINY, TINY_SIZE, make_images  # noqa: E402
 from skft import FineTunedClassifier  # noqa: E402
 from skft._nn.accelerate import unwrapped  # noqa: E402
+
+from conftest import TINY, TINY_SIZE, make_images  # noqa: E402
 
 N_IMAGES = 40
 BASE = dict(backbone=TINY, image_size=TINY_SIZE, max_epochs=3, random_state=0, lr=1e-2, device="accelerate")

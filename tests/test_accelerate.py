@@ -153,11 +153,23 @@ def two_process_results(tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("accelerate")
     # The workers import the skft under test (this checkout), not whichever one is installed.
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "ACCELERATE_USE_CPU": "1",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
+    }
     env.pop("ACCELERATE_MIXED_PRECISION", None)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", WORKER,
-               str(out_dir)]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        WORKER,
+        str(out_dir),
+    ]
     finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-5000:]
     return [json.loads((out_dir / f"rank_{rank}.json").read_text()) for rank in (0, 1)]
@@ -186,8 +198,9 @@ def test_gradients_are_averaged_over_the_processes(two_process_results, tiny_par
     """Two processes with 20 images each take the step one process takes with all 40."""
     X, y = make_images(40, n_classes=2)
     single = FineTunedClassifier(**{**tiny_params, "mode": "feature_extraction", "batch_size": 40}).fit(X, y)
-    np.testing.assert_allclose(two_process_results[0]["feature_extraction"]["proba"], single.predict_proba(X),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        two_process_results[0]["feature_extraction"]["proba"], single.predict_proba(X), atol=1e-5
+    )
 
 
 def test_validation_loss_is_the_same_on_every_process(two_process_results):

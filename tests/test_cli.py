@@ -54,8 +54,28 @@ def folders(tmp_path_factory):
 def model(folders):
     """A model saved by ``skft fit`` on the tiny backbone."""
     path = folders / "model.joblib"
-    status = main(["fit", str(folders / "data"), "-o", str(path), "--backbone", TINY, "--image-size", str(TINY_SIZE),
-                   "--epochs", "8", "--mode", "full", "--grid", "lr=1e-2,3e-2", "--grid", "batch_size=8", "--cv", "2"])
+    status = main(
+        [
+            "fit",
+            str(folders / "data"),
+            "-o",
+            str(path),
+            "--backbone",
+            TINY,
+            "--image-size",
+            str(TINY_SIZE),
+            "--epochs",
+            "8",
+            "--mode",
+            "full",
+            "--grid",
+            "lr=1e-2,3e-2",
+            "--grid",
+            "batch_size=8",
+            "--cv",
+            "2",
+        ]
+    )
     assert status == 0
     return path
 
@@ -70,8 +90,23 @@ def test_help_on_every_subcommand(capsys, args):
 
 
 def test_fit_prints_the_search_table_and_saves_the_best_model(capsys, folders, model):
-    status, out, _ = run(capsys, "fit", folders / "data", "-o", folders / "again.joblib", "--backbone", TINY,
-                         "--image-size", TINY_SIZE, "--epochs", 1, "--grid", "lr=1e-2,3e-2", "--cv", 2)
+    status, out, _ = run(
+        capsys,
+        "fit",
+        folders / "data",
+        "-o",
+        folders / "again.joblib",
+        "--backbone",
+        TINY,
+        "--image-size",
+        TINY_SIZE,
+        "--epochs",
+        1,
+        "--grid",
+        "lr=1e-2,3e-2",
+        "--cv",
+        2,
+    )
     assert status == 0
     header, *rows = out.splitlines()[:3]
     assert header.split() == ["lr", "mean_test_score", "std_test_score", "mean_fit_time", "rank_test_score"]
@@ -155,8 +190,10 @@ def test_bad_arguments_end_with_one_line_and_status_2(capsys, folders, model, no
     assert err.startswith("skft") and ": error: " in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize(("given", "meant"), [("--epoch", "--epochs"), ("--image_size", "--image-size"),
-                                              ("--grd", "--grid"), ("--Quiet", "--quiet")])
+@pytest.mark.parametrize(
+    ("given", "meant"),
+    [("--epoch", "--epochs"), ("--image_size", "--image-size"), ("--grd", "--grid"), ("--Quiet", "--quiet")],
+)
 def test_options_are_never_abbreviated_and_a_typo_names_the_option_meant(capsys, folders, given, meant):
     status, _, err = run(capsys, "fit", folders / "data", "-o", folders / "m", "--backbone", TINY, given, "1")
     assert status == 2
@@ -196,8 +233,9 @@ def test_fit_without_grid_says_so_in_a_sentence(capsys, folders):
 
 
 def test_progress_in_a_log_is_whole_lines_one_per_fit(capsys, folders):
-    status, _, err = run(capsys, "fit", folders / "data", "-o", folders / "log.skft", *FIT_TINY,
-                         "--grid", "lr=1e-2,3e-2")
+    status, _, err = run(
+        capsys, "fit", folders / "data", "-o", folders / "log.skft", *FIT_TINY, "--grid", "lr=1e-2,3e-2"
+    )
     assert status == 0
     assert "\r" not in err and "\x1b" not in err and err.endswith("\n")
     lines = err.splitlines()
@@ -207,10 +245,23 @@ def test_progress_in_a_log_is_whole_lines_one_per_fit(capsys, folders):
 
 def test_progress_in_a_subprocess_log_has_no_cursor_codes(folders):
     done = subprocess.run(
-        [sys.executable, "-c", (f"import sys; sys.path.insert(0, {str(ROOT / 'tests')!r}); import conftest; "
-                                "from skft.cli import main; sys.exit(main(sys.argv[1:]))"),
-         "fit", str(folders / "data"), "-o", str(folders / "sub.skft"), *map(str, FIT_TINY)],
-        capture_output=True, text=True, cwd=ROOT, check=False,
+        [
+            sys.executable,
+            "-c",
+            (
+                f"import sys; sys.path.insert(0, {str(ROOT / 'tests')!r}); import conftest; "
+                "from skft.cli import main; sys.exit(main(sys.argv[1:]))"
+            ),
+            "fit",
+            str(folders / "data"),
+            "-o",
+            str(folders / "sub.skft"),
+            *map(str, FIT_TINY),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert "\r" not in done.stderr and "\x1b" not in done.stderr
@@ -253,8 +304,9 @@ def test_unreadable_image_is_a_usage_error(capsys, folders, model, tmp_path):
 def test_console_script_entry_and_python_dash_m():
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert '[project.scripts]\nskft = "skft.cli:main"\n' in pyproject
-    done = subprocess.run([sys.executable, "-m", "skft", "fit", "/no/such/folder", "-o", "m"], capture_output=True,
-                          text=True, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-m", "skft", "fit", "/no/such/folder", "-o", "m"], capture_output=True, text=True, cwd=ROOT
+    )
     assert done.returncode == 2
     assert done.stderr == "skft fit: error: DATA_DIR '/no/such/folder' is not a folder\n"
 
@@ -276,7 +328,8 @@ def test_demo_quick_writes_every_file(capsys, tmp_path):
     assert lrs["feature_extraction"] == resolve_lr("auto", "efficientnet_lite0", "feature_extraction", pretrained=True)
     assert all(row["one_time"] >= 0 for row in results["modes"])
     assert [row["model"] for row in results["baselines"]] == [
-        "LogisticRegression on pixels", "3-nearest neighbours on pixels"
+        "LogisticRegression on pixels",
+        "3-nearest neighbours on pixels",
     ]
     assert 0 <= results["test_accuracy"] <= 1
     assert "held-out test accuracy" in out
@@ -305,9 +358,29 @@ def text_csvs(tmp_path_factory):
 def text_model(text_csvs):
     root, bert, _ = text_csvs
     path = root / "text.model"
-    status = main(["fit", str(root / "train.csv"), "-o", str(path), "--backbone", str(bert), "--text-column", "review",
-                   "--label-column", "sentiment", "--mode", "full", "--epochs", "2", "--grid", "lr=1e-2", "--cv", "2",
-                   "-q"])
+    status = main(
+        [
+            "fit",
+            str(root / "train.csv"),
+            "-o",
+            str(path),
+            "--backbone",
+            str(bert),
+            "--text-column",
+            "review",
+            "--label-column",
+            "sentiment",
+            "--mode",
+            "full",
+            "--epochs",
+            "2",
+            "--grid",
+            "lr=1e-2",
+            "--cv",
+            "2",
+            "-q",
+        ]
+    )
     assert status == 0
     return path
 
@@ -327,11 +400,15 @@ def test_fit_on_a_csv_of_texts_and_predict_a_csv(capsys, text_csvs, text_model):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--text-column", "text", "--label-column", "sentiment"],
-         "--text-column 'text' is not a column of {csv!r}, whose columns are ['review', 'sentiment']"),
-        (["--text-column", "review", "--label-column", "sentimnt"],
-         "--label-column 'sentimnt' is not a column of {csv!r}, whose columns are ['review', 'sentiment']; "
-         "did you mean --label-column sentiment?"),
+        (
+            ["--text-column", "text", "--label-column", "sentiment"],
+            "--text-column 'text' is not a column of {csv!r}, whose columns are ['review', 'sentiment']",
+        ),
+        (
+            ["--text-column", "review", "--label-column", "sentimnt"],
+            "--label-column 'sentimnt' is not a column of {csv!r}, whose columns are ['review', 'sentiment']; "
+            "did you mean --label-column sentiment?",
+        ),
     ],
 )
 def test_fit_names_a_missing_column_and_the_columns_present(capsys, text_csvs, args, message):

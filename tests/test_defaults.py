@@ -30,8 +30,11 @@ def test_auto_lr_resolves_per_mode_and_is_reported(auto_params, mode):
 
 
 def test_auto_lr_uses_the_backbones_own_row(auto_params, monkeypatch):
-    row = BackboneDefaults(lr={"full": 2e-2, "repurpose": 3e-2, "feature_extraction": 4e-2, "scratch": 5e-2},
-                           trainable_layers=1, measured=True)
+    row = BackboneDefaults(
+        lr={"full": 2e-2, "repurpose": 3e-2, "feature_extraction": 4e-2, "scratch": 5e-2},
+        trainable_layers=1,
+        measured=True,
+    )
     monkeypatch.setitem(DEFAULTS, TINY, row)
     X, y = make_images(16)
     assert FineTunedClassifier(mode="repurpose", **auto_params).fit(X, y).lr_ == 3e-2
@@ -61,8 +64,9 @@ def test_grid_search_over_lr_including_auto(auto_params):
     assert search.best_estimator_.lr_ == (FALLBACK.lr["repurpose"] if search.best_params_["lr"] == "auto" else 1e-2)
 
 
-@pytest.mark.parametrize("mode, expected", [("repurpose", min(FALLBACK.trainable_layers, 3)), ("full", 3),
-                                            ("feature_extraction", 0)])
+@pytest.mark.parametrize(
+    "mode, expected", [("repurpose", min(FALLBACK.trainable_layers, 3)), ("full", 3), ("feature_extraction", 0)]
+)
 def test_auto_trainable_layers_is_reported(tiny_params, mode, expected):
     X, y = make_images(16)
     clf = FineTunedClassifier(mode=mode, **{**tiny_params, "trainable_layers": "auto"}).fit(X, y)
@@ -100,7 +104,10 @@ def test_pretrained_batchnorm_stays_frozen_by_default(tiny_params):
 def test_epoch_table_has_valid_accuracy_and_the_stopping_epoch(tiny_params, capsys):
     X, y = make_images(40)
     clf = FineTunedClassifier(
-        mode="feature_extraction", early_stopping=True, n_iter_no_change=1, verbose=1,
+        mode="feature_extraction",
+        early_stopping=True,
+        n_iter_no_change=1,
+        verbose=1,
         **{**tiny_params, "max_epochs": 50, "lr": 0.5},
     ).fit(X, y)
     assert len(clf.history_) < 50  # stopped early

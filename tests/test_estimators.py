@@ -108,7 +108,10 @@ def test_early_stopping_holds_out_a_stratified_split_and_stops(tiny_params):
     X, _ = make_images(40)
     noise = np.random.default_rng(0).integers(0, 2, size=40)
     clf = FineTunedClassifier(
-        mode="full", **{**tiny_params, "max_epochs": 40}, early_stopping=True, validation_fraction=0.25,
+        mode="full",
+        **{**tiny_params, "max_epochs": 40},
+        early_stopping=True,
+        validation_fraction=0.25,
         n_iter_no_change=2,
     ).fit(X, noise)
     history = clf.history_

@@ -68,8 +68,16 @@ def test_bf16_model_saves_and_loads_with_its_precision(tiny_params, images_binar
 
 def _linear_net(criterion, callbacks=()):
     torch.manual_seed(0)
-    return NeuralNet(nn.Linear(4, 1), criterion=criterion, lr=0.1, max_epochs=3, batch_size=8, train_split=None,
-                     callbacks=list(callbacks), optimizer=torch.optim.SGD)
+    return NeuralNet(
+        nn.Linear(4, 1),
+        criterion=criterion,
+        lr=0.1,
+        max_epochs=3,
+        batch_size=8,
+        train_split=None,
+        callbacks=list(callbacks),
+        optimizer=torch.optim.SGD,
+    )
 
 
 def test_loss_scaling_leaves_training_and_history_unchanged():
@@ -136,8 +144,9 @@ def test_a_cuda_fit_leaves_the_random_states_as_they_were_and_is_reproducible(ti
     first = FineTunedClassifier(mode="full", **_cuda_params(tiny_params)).fit(X, y).predict_proba(X)
     assert torch.equal(torch.random.get_rng_state(), cpu) and torch.equal(torch.cuda.get_rng_state(), cuda)
     torch.cuda.manual_seed(6)
-    np.testing.assert_array_equal(FineTunedClassifier(mode="full", **_cuda_params(tiny_params)).fit(X, y).predict_proba(X),
-                                  first)
+    np.testing.assert_array_equal(
+        FineTunedClassifier(mode="full", **_cuda_params(tiny_params)).fit(X, y).predict_proba(X), first
+    )
 
 
 @pytest.mark.gpu
@@ -165,8 +174,9 @@ def test_gpu_memory_does_not_grow_over_fits_and_predict_keeps_nothing(tiny_param
     params = _cuda_params(tiny_params)
     left_over = []
     for seed in range(5):
-        clf = FineTunedClassifier(mode="repurpose", precision="fp16" if seed % 2 else "fp32",
-                                  **dict(params, random_state=seed)).fit(X, y)
+        clf = FineTunedClassifier(
+            mode="repurpose", precision="fp16" if seed % 2 else "fp32", **dict(params, random_state=seed)
+        ).fit(X, y)
         before_predict = torch.cuda.memory_allocated()
         clf.predict(X)
         assert torch.cuda.memory_allocated() == before_predict

@@ -15,8 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_SIZE, make_images
-from identity_nets import seeded_cnn
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
@@ -26,6 +24,9 @@ from skft import FineTunedClassifier, FineTunedRegressor, cache_info, clear_cach
 from skft._cache import DiskStore, prefix_key
 from skft._saving import MAX_BATCH_SIZE, MAX_IMAGE_SIZE
 from skft.backbones import _registry, get_spec, registration_digest, weights_identity
+
+from conftest import TINY_SIZE, make_images
+from identity_nets import seeded_cnn
 
 TESTS = Path(__file__).resolve().parent
 FIXTURES = TESTS / "data"

@@ -34,8 +34,15 @@ def _params(variant, mode, seed, cache_dir=None):
     """A small fit of the registered net (``variant`` names its builder) or of the shipped backbone."""
     backbone, size = (SHIPPED, 32) if variant == SHIPPED else (NAME, SIZE)
     return dict(
-        backbone=backbone, mode=mode, image_size=size, max_epochs=2, batch_size=8, lr=1e-2, random_state=seed,
-        device="cpu", cache_dir=cache_dir,
+        backbone=backbone,
+        mode=mode,
+        image_size=size,
+        max_epochs=2,
+        batch_size=8,
+        lr=1e-2,
+        random_state=seed,
+        device="cpu",
+        cache_dir=cache_dir,
     )
 
 
@@ -150,8 +157,11 @@ def test_two_processes_sharing_a_cache_dir_with_different_builders_under_one_nam
     probabilities = {}
     for variant in ("relu", "tanh", "stride1", "reseeded", "relu"):
         result = subprocess.run(
-            [sys.executable, "-c", script, variant, str(tmp_path / "shared")], capture_output=True, text=True,
-            check=True, cwd=TESTS,
+            [sys.executable, "-c", script, variant, str(tmp_path / "shared")],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=TESTS,
         )
         probabilities.setdefault(variant, []).append(np.array(json.loads(result.stdout.strip().splitlines()[-1])))
     expected = _fresh_process_probabilities([(variant, "repurpose", 0, None) for variant in sorted(probabilities)])

@@ -14,8 +14,8 @@ from PIL import Image
 from sklearn.exceptions import NotFittedError
 
 from skft import BackboneFeatures, FineTunedClassifier, FineTunedRegressor, load_image_folder
-from skft._images.source import as_image_source
 from skft._images.decoding import LazyImages, load_image
+from skft._images.source import as_image_source
 
 from conftest import TINY, TINY_SIZE, make_images
 
@@ -435,7 +435,12 @@ def test_bad_backbone_features_parameters_are_named(params, match):
 # -- properties of the conversion ------------------------------------------------------------
 
 DTYPES = {
-    np.uint8: 255, np.uint16: 65535, np.int16: 255, np.int64: 255, np.float32: 1.0, np.float64: 1.0,
+    np.uint8: 255,
+    np.uint16: 65535,
+    np.int16: 255,
+    np.int64: 255,
+    np.float32: 1.0,
+    np.float64: 1.0,
 }
 
 
@@ -450,9 +455,7 @@ def valid_arrays(draw):
         shape = (n, height, width)
     else:
         shape = (n, height, width, channels) if channels_last else (n, channels, height, width)
-    elements = (
-        st.floats(0, 1, width=32) if full_scale == 1.0 else st.integers(0, full_scale)
-    )
+    elements = st.floats(0, 1, width=32) if full_scale == 1.0 else st.integers(0, full_scale)
     return draw(hnp.arrays(dtype, shape, elements=elements)), channels, channels_last
 
 

@@ -45,15 +45,28 @@ def test_editing_fitted_features_in_place_changes_no_later_features():
 # A builder that draws nothing from torch's global generator (tiny_cnn's builder seeds it, which
 # threads would race on): copies of one network.
 _TEMPLATE = make_tiny_cnn()
-register_backbone("tiny_cnn_copies", lambda: copy.deepcopy(_TEMPLATE), image_size=TINY_SIZE, min_image_size=4,
-                  overwrite=True)
+register_backbone(
+    "tiny_cnn_copies", lambda: copy.deepcopy(_TEMPLATE), image_size=TINY_SIZE, min_image_size=4, overwrite=True
+)
 # dropout=0 and no Dropout in the blocks that train (tiny_cnn's is in its last block): what the fit
 # draws comes from its own generators. Shuffling, the early-stopping split, a two-layer head's
 # initialisation and the default augmentation are all random here.
 THREADED = dict(
-    backbone="tiny_cnn_copies", image_size=TINY_SIZE, feature_layer=1, mode="repurpose", head=(8,), dropout=0.0,
-    augment=True, early_stopping=True, validation_fraction=0.25, n_iter_no_change=10, max_epochs=3, batch_size=4,
-    lr=1e-2, random_state=0, device="cpu",
+    backbone="tiny_cnn_copies",
+    image_size=TINY_SIZE,
+    feature_layer=1,
+    mode="repurpose",
+    head=(8,),
+    dropout=0.0,
+    augment=True,
+    early_stopping=True,
+    validation_fraction=0.25,
+    n_iter_no_change=10,
+    max_epochs=3,
+    batch_size=4,
+    lr=1e-2,
+    random_state=0,
+    device="cpu",
 )
 
 

@@ -132,8 +132,9 @@ def test_early_stopping_is_not_an_interrupt(tiny_params, by):
 
 def test_grid_search_stops_on_an_interrupt_instead_of_scoring(tiny_params):
     X, y = make_images(24)
-    search = GridSearchCV(FineTunedClassifier(**dict(tiny_params, callbacks=[InterruptAt(1)])), {"lr": [1e-3]}, cv=2,
-                          error_score=0.0)
+    search = GridSearchCV(
+        FineTunedClassifier(**dict(tiny_params, callbacks=[InterruptAt(1)])), {"lr": [1e-3]}, cv=2, error_score=0.0
+    )
     with pytest.raises(KeyboardInterrupt):
         search.fit(X, y)
 
@@ -215,8 +216,9 @@ sys.stdout.write(clf.fit(X, y).predict_proba(X).astype(np.float64).tobytes().hex
 def test_same_random_state_gives_identical_predictions_in_two_processes():
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(TESTS.parent), str(TESTS)]))
     processes = [
-        subprocess.Popen([sys.executable, "-c", _SCRIPT], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", _SCRIPT], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         for _ in range(2)
     ]
     runs = [process.communicate() for process in processes]

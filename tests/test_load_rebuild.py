@@ -9,12 +9,13 @@ downloads refused, so it must rebuild without reading any weights.
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_SIZE, make_images
-from stand_in_weights import never_download, use_hub, write_stand_in
 
 import skft
 from skft import FineTunedClassifier
 from skft.backbones import _resolving
+
+from conftest import TINY_SIZE, make_images
+from stand_in_weights import never_download, use_hub, write_stand_in
 
 
 @pytest.fixture(autouse=True)
@@ -92,4 +93,3 @@ def test_load_restores_bn_trainable(tmp_path, tiny_params):
     # In training (e.g. net_.partial_fit), the BatchNorm layers update their statistics as they did.
     assert _training_modes(loaded.net_.module_) == _training_modes(clf.net_.module_)
     assert any(isinstance(m, torch.nn.BatchNorm2d) and m.training for m in clf.net_.module_.train().modules())
-

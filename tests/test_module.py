@@ -14,8 +14,8 @@ def _fitted(mode, tiny_params, **extra):
 
 
 @pytest.mark.parametrize(
-    "mode, trainable_layers, n_frozen", [("full", 1, 0), ("feature_extraction", 1, 3), ("repurpose", 1, 2),
-                                         ("repurpose", 0, 3), ("repurpose", 3, 0)]
+    "mode, trainable_layers, n_frozen",
+    [("full", 1, 0), ("feature_extraction", 1, 3), ("repurpose", 1, 2), ("repurpose", 0, 3), ("repurpose", 3, 0)],
 )
 def test_modes_freeze_the_right_blocks(tiny_params, mode, trainable_layers, n_frozen):
     clf = _fitted(mode, tiny_params, trainable_layers=trainable_layers)

@@ -95,8 +95,16 @@ def test_plain_non_default_parameters_round_trip(tiny_params, tmp_path):
     X, y = make_images(16)
     weights = tmp_path / "backbone.pth"
     torch.save(make_tiny_cnn().state_dict(), weights)
-    params = dict(tiny_params, weights=weights, optimizer=torch.optim.RMSprop, device=torch.device("cpu"),
-                  early_stopping=True, validation_fraction=0.25, callbacks=[], mode="full")
+    params = dict(
+        tiny_params,
+        weights=weights,
+        optimizer=torch.optim.RMSprop,
+        device=torch.device("cpu"),
+        early_stopping=True,
+        validation_fraction=0.25,
+        callbacks=[],
+        mode="full",
+    )
     clf = FineTunedClassifier(**params).fit(X, y + 5)
     loaded = skft.load(_saved(clf, tmp_path / "m.skft"))
     saved = loaded.get_params()
@@ -231,8 +239,11 @@ def test_forged_metadata_is_refused(fitted_classifier, tmp_path, edit, match):
 
 def test_file_from_a_newer_skft_format_fails_clearly(fitted_classifier, tmp_path):
     clf, _, _ = fitted_classifier
-    forged = _forge(_saved(clf, tmp_path / "m.skft"), tmp_path / "new.skft",
-                    lambda c: c.update(format_version=99, skft_version="9.0"))
+    forged = _forge(
+        _saved(clf, tmp_path / "m.skft"),
+        tmp_path / "new.skft",
+        lambda c: c.update(format_version=99, skft_version="9.0"),
+    )
     with pytest.raises(ValueError, match=r"skft '9.0' in model format 99.*reads format 1 to 2.*Upgrade skft"):
         skft.load(forged)
 
@@ -329,8 +340,9 @@ def test_a_file_of_changes_refuses_other_pretrained_weights(tmp_path):
     X, y = make_images(16)
     weights = tmp_path / "backbone.pth"
     torch.save(make_tiny_cnn().state_dict(), weights)
-    clf = FineTunedClassifier(TINY, weights=weights, trainable_layers=1, max_epochs=1, device="cpu",
-                              random_state=0).fit(X, y)
+    clf = FineTunedClassifier(
+        TINY, weights=weights, trainable_layers=1, max_epochs=1, device="cpu", random_state=0
+    ).fit(X, y)
     clf.save(tmp_path / "changes.skft")
     clf.save(tmp_path / "full.skft", full=True)
     assert os.path.getsize(tmp_path / "changes.skft") < os.path.getsize(tmp_path / "full.skft")

@@ -25,8 +25,15 @@ def fitted():
     from conftest import TINY, TINY_SIZE
 
     X, y = make_images(40, n_classes=2)
-    clf = FineTunedClassifier(backbone=TINY, image_size=TINY_SIZE, max_epochs=3, batch_size=8, random_state=0,
-                              early_stopping=True, validation_fraction=0.25)
+    clf = FineTunedClassifier(
+        backbone=TINY,
+        image_size=TINY_SIZE,
+        max_epochs=3,
+        batch_size=8,
+        random_state=0,
+        early_stopping=True,
+        validation_fraction=0.25,
+    )
     return clf.fit(X, y), X, y
 
 
@@ -62,8 +69,14 @@ def test_confusion_matrix_counts_every_image(fitted):
 
 
 def test_compare_modes_plots_one_point_per_mode_with_error_bars():
-    table = pd.DataFrame({"candidate": ["full", "repurpose"], "score_mean": [0.9, 0.8], "score_std": [0.02, 0.05],
-                          "fit_time": [30.0, 10.0]})
+    table = pd.DataFrame(
+        {
+            "candidate": ["full", "repurpose"],
+            "score_mean": [0.9, 0.8],
+            "score_std": [0.02, 0.05],
+            "fit_time": [30.0, 10.0],
+        }
+    )
     fig = plot_compare_modes(table)
     ax = fig.axes[0]
     assert [text.get_text() for text in ax.texts] == ["full", "repurpose"]
@@ -81,12 +94,14 @@ def test_compare_modes_names_missing_columns():
         plot_compare_modes(pd.DataFrame({"score_mean": [0.5]}))
 
 
-CLOSE_POINTS = pd.DataFrame({  # five points in a cluster, one far away
-    "mode": ["feature_extraction", "repurpose", "lora", "weights=None", "prompt", "full"],
-    "score_mean": [0.800, 0.801, 0.802, 0.799, 0.801, 0.95],
-    "score_std": [0.002, 0.001, 0.001, 0.002, 0.001, 0.01],
-    "fit_time": [5.0, 5.02, 5.01, 5.03, 5.04, 9.0],
-})
+CLOSE_POINTS = pd.DataFrame(
+    {  # five points in a cluster, one far away
+        "mode": ["feature_extraction", "repurpose", "lora", "weights=None", "prompt", "full"],
+        "score_mean": [0.800, 0.801, 0.802, 0.799, 0.801, 0.95],
+        "score_std": [0.002, 0.001, 0.001, 0.002, 0.001, 0.01],
+        "fit_time": [5.0, 5.02, 5.01, 5.03, 5.04, 9.0],
+    }
+)
 
 
 def _label_boxes(fig):
@@ -104,7 +119,7 @@ def test_compare_modes_labels_of_close_points_never_overlap(size):
     fig.axes[0].set_title("a title added afterwards changes the layout")
     boxes = _label_boxes(fig)
     assert len(boxes) == len(CLOSE_POINTS)
-    overlapping = [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:] if a.overlaps(b)]
+    overlapping = [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :] if a.overlaps(b)]
     assert not overlapping
 
 

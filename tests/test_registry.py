@@ -3,8 +3,8 @@ import torch
 from torch import nn
 
 from skft import describe_backbone, list_backbones, register_backbone
-from skft.backbones import get_spec, resolve_backbone
 from skft.backbones import _efficientnet_lite as lite
+from skft.backbones import get_spec, resolve_backbone
 from skft.backbones._splitting import split_children
 
 from conftest import TINY, TINY_SIZE, make_tiny_cnn

@@ -107,8 +107,9 @@ def test_cross_val_score_and_pipeline(tiny_params):
     X, y = make_images(30, channels=3)
     scores = cross_val_score(FineTunedClassifier(mode="feature_extraction", **tiny_params), X, y, cv=3)
     assert scores.shape == (3,)
-    pipe = Pipeline([("invert", FunctionTransformer(lambda images: 255 - images)),
-                     ("clf", FineTunedClassifier(**tiny_params))])
+    pipe = Pipeline(
+        [("invert", FunctionTransformer(lambda images: 255 - images)), ("clf", FineTunedClassifier(**tiny_params))]
+    )
     assert pipe.fit(X, y).predict(X).shape == (30,)
 
 
@@ -167,30 +168,57 @@ TABLE = "fits on an (n, f) table; X must be images, a table is refused"
 TABLE_MESSAGE = "expects sklearn's wording for a table-shaped problem; skft refuses the table as not images first"
 IMAGE_ONLY = {
     # Fit / predict / transform on a table: the API property itself is tested on images in this file.
-    **dict.fromkeys([
-        "check_dict_unchanged", "check_dont_overwrite_parameters", "check_estimators_dtypes",
-        "check_estimators_fit_returns_self", "check_estimators_overwrite_params", "check_estimators_pickle",
-        "check_f_contiguous_array_estimator", "check_fit_idempotent", "check_fit_score_takes_y",
-        "check_methods_sample_order_invariance", "check_methods_subset_invariance", "check_pipeline_consistency",
-        "check_readonly_memmap_input", "check_fit_check_is_fitted", "check_dtype_object",
-    ], TABLE),
+    **dict.fromkeys(
+        [
+            "check_dict_unchanged",
+            "check_dont_overwrite_parameters",
+            "check_estimators_dtypes",
+            "check_estimators_fit_returns_self",
+            "check_estimators_overwrite_params",
+            "check_estimators_pickle",
+            "check_f_contiguous_array_estimator",
+            "check_fit_idempotent",
+            "check_fit_score_takes_y",
+            "check_methods_sample_order_invariance",
+            "check_methods_subset_invariance",
+            "check_pipeline_consistency",
+            "check_readonly_memmap_input",
+            "check_fit_check_is_fitted",
+            "check_dtype_object",
+        ],
+        TABLE,
+    ),
     # Error wording on bad tables (NaN, complex, empty features, negative values, one sample, one feature, 1-D
     # predict input): skft refuses each with its own message (NaN, complex, empty, 1-D and out-of-range images
     # are refused with clear errors, tested in test_inputs.py), but the table is refused before the property.
-    **dict.fromkeys([
-        "check_estimators_nan_inf", "check_complex_data", "check_estimators_empty_data_messages",
-        "check_positive_only_tag_during_fit", "check_fit2d_1sample", "check_fit2d_1feature", "check_fit2d_predict1d",
-    ], TABLE_MESSAGE),
+    **dict.fromkeys(
+        [
+            "check_estimators_nan_inf",
+            "check_complex_data",
+            "check_estimators_empty_data_messages",
+            "check_positive_only_tag_during_fit",
+            "check_fit2d_1sample",
+            "check_fit2d_1feature",
+            "check_fit2d_predict1d",
+        ],
+        TABLE_MESSAGE,
+    ),
     # n_features_in_ is not defined: images of any size are accepted and resized to image_size_, so there is no
     # fixed number of input features to record or to compare at predict time. Both checks fit on a table anyway.
     "check_n_features_in": TABLE + "; and images have no fixed number of features, so no n_features_in_",
     "check_n_features_in_after_fitting": TABLE + "; and images have no fixed number of features, so no n_features_in_",
 }
 SUPERVISED = {
-    **dict.fromkeys([
-        "check_sample_weights_list", "check_sample_weights_not_overwritten", "check_sample_weights_shape",
-        "check_sample_weight_equivalence_on_dense_data", "check_supervised_y_2d",
-    ], TABLE),
+    **dict.fromkeys(
+        [
+            "check_sample_weights_list",
+            "check_sample_weights_not_overwritten",
+            "check_sample_weights_shape",
+            "check_sample_weight_equivalence_on_dense_data",
+            "check_supervised_y_2d",
+        ],
+        TABLE,
+    ),
     # Lists of lists or a DataFrame as X: a nested list of numbers or a DataFrame of columns is a table here too.
     "check_sample_weights_not_an_array": TABLE + " (given as nested lists)",
     "check_sample_weights_pandas_series": TABLE + " (given as a DataFrame: skft asks for its image column)",
@@ -199,19 +227,27 @@ SUPERVISED = {
 }
 EXPECTED_FAILURES = {
     "FineTunedClassifier": {
-        **IMAGE_ONLY, **SUPERVISED,
-        **dict.fromkeys([
-            "check_class_weight_classifiers", "check_classifiers_classes", "check_classifiers_train",
-        ], TABLE),
+        **IMAGE_ONLY,
+        **SUPERVISED,
+        **dict.fromkeys(
+            [
+                "check_class_weight_classifiers",
+                "check_classifiers_classes",
+                "check_classifiers_train",
+            ],
+            TABLE,
+        ),
         "check_classifier_data_not_an_array": TABLE + " (given as nested lists)",
         "check_classifiers_one_label": TABLE_MESSAGE,
         "check_classifiers_one_label_sample_weights": TABLE_MESSAGE,
         "check_classifiers_regression_target": TABLE_MESSAGE,
     },
     "FineTunedRegressor": {
-        **IMAGE_ONLY, **SUPERVISED,
-        **dict.fromkeys(["check_regressors_train", "check_regressors_int", "check_regressors_no_decision_function"],
-                        TABLE),
+        **IMAGE_ONLY,
+        **SUPERVISED,
+        **dict.fromkeys(
+            ["check_regressors_train", "check_regressors_int", "check_regressors_no_decision_function"], TABLE
+        ),
         "check_regressor_data_not_an_array": TABLE + " (given as nested lists)",
     },
     "BackboneFeatures": {
@@ -223,7 +259,9 @@ EXPECTED_FAILURES = {
 
 # What skft says when it refuses a table: an expected failure must end in one of these, not in anything else.
 TABLE_REFUSALS = (
-    "a table, not images", "pass a 1-D sequence of paths or images", "pass the one column that holds the images",
+    "a table, not images",
+    "pass a 1-D sequence of paths or images",
+    "pass the one column that holds the images",
     "X must be an array of images",
 )
 

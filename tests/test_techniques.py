@@ -43,8 +43,9 @@ def test_defaults_train_every_group_at_lr(tiny_params):
 
 def test_warmup_trains_only_the_head_first(tiny_params):
     X, y = make_images(16)
-    clf = FineTunedClassifier(mode="full", warmup_epochs=2, callbacks=[RecordTrainable()],
-                              **{**tiny_params, "max_epochs": 4}).fit(X, y)
+    clf = FineTunedClassifier(
+        mode="full", warmup_epochs=2, callbacks=[RecordTrainable()], **{**tiny_params, "max_epochs": 4}
+    ).fit(X, y)
     record = _recorder(clf)
     assert record.trainable == [0, 0, 3, 3]
     assert torch.equal(record.weights[0], record.weights[1])
@@ -54,8 +55,9 @@ def test_warmup_trains_only_the_head_first(tiny_params):
 
 def test_gradual_unfreezing_on_its_own(tiny_params):
     X, y = make_images(16)
-    clf = FineTunedClassifier(mode="full", callbacks=[GradualUnfreezing(every=2), RecordTrainable()],
-                              **{**tiny_params, "max_epochs": 6}).fit(X, y)
+    clf = FineTunedClassifier(
+        mode="full", callbacks=[GradualUnfreezing(every=2), RecordTrainable()], **{**tiny_params, "max_epochs": 6}
+    ).fit(X, y)
     assert _recorder(clf).trainable == [1, 1, 2, 2, 3, 3]
     schedule = GradualUnfreezing(every=1, start_epoch=2, blocks_per_step=2)
     assert [schedule.trainable_at(epoch, 3) for epoch in range(5)] == [0, 0, 2, 3, 3]
@@ -104,8 +106,9 @@ def test_class_weight_balanced_and_dict(tiny_params):
     X, y = make_images(30)
     clf = FineTunedClassifier(class_weight="balanced", **tiny_params)
     skewed = np.where(np.arange(30) < 25, 0, 1)
-    np.testing.assert_allclose(clf._target_weights(np.c_[skewed].astype(np.float32)),
-                               np.where(skewed == 0, 30 / 50, 30 / 10), rtol=1e-6)
+    np.testing.assert_allclose(
+        clf._target_weights(np.c_[skewed].astype(np.float32)), np.where(skewed == 0, 30 / 50, 30 / 10), rtol=1e-6
+    )
     heavy = FineTunedClassifier(mode="full", class_weight={1: 100.0}, **tiny_params).fit(X, np.where(y == 1, 1, 0))
     assert heavy.predict_proba(X)[:, 1].mean() > 0.5
     with pytest.raises(ValueError, match="class_weight names labels \\[7\\]"):
@@ -117,7 +120,9 @@ def test_bn_trainable_updates_running_statistics(tiny_params):
     moving = FineTunedClassifier(mode="full", bn_trainable=True, **tiny_params).fit(X, y)
     fixed = FineTunedClassifier(mode="full", **tiny_params).fit(X, y)
     key = "block_2.0.1.running_mean"
-    assert not torch.equal(moving.net_.module_.backbone.state_dict()[key], fixed.net_.module_.backbone.state_dict()[key])
+    assert not torch.equal(
+        moving.net_.module_.backbone.state_dict()[key], fixed.net_.module_.backbone.state_dict()[key]
+    )
 
 
 def test_drift_is_zero_for_frozen_blocks(tiny_params):
@@ -127,10 +132,16 @@ def test_drift_is_zero_for_frozen_blocks(tiny_params):
     assert clf.drift_["block_0"] == clf.drift_["block_2"] == 0.0 and clf.drift_["block_4"] > 0
 
 
-@pytest.mark.parametrize("params, match", [({"lr_decay": 0}, "lr_decay"), ({"lr_schedule": "step"}, "lr_schedule"),
-                                           ({"label_smoothing": 1.0}, "label_smoothing"),
-                                           ({"class_weight": "auto"}, "class_weight"),
-                                           ({"warmup_epochs": -1}, "warmup_epochs")])
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"lr_decay": 0}, "lr_decay"),
+        ({"lr_schedule": "step"}, "lr_schedule"),
+        ({"label_smoothing": 1.0}, "label_smoothing"),
+        ({"class_weight": "auto"}, "class_weight"),
+        ({"warmup_epochs": -1}, "warmup_epochs"),
+    ],
+)
 def test_bad_technique_parameters(tiny_params, params, match):
     X, y = make_images(8)
     with pytest.raises(ValueError, match=match):
@@ -141,11 +152,19 @@ def test_compare_modes_table(tiny_params):
     X, y = make_images(24, size=16)
     params = {k: v for k, v in tiny_params.items()}
     table = compare_modes(X, y, cv=2, **params)
-    assert list(table.index) == ["full", "repurpose", "feature_extraction", "full, weights=None",
-                                 "linear model on pixels"]
+    assert list(table.index) == [
+        "full",
+        "repurpose",
+        "feature_extraction",
+        "full, weights=None",
+        "linear model on pixels",
+    ]
     assert list(table.columns) == ["score_mean", "score_std", "fit_time", "trainable_params", "drift"]
     assert table.loc["feature_extraction", "drift"] == 0.0
-    assert table.loc["full", "trainable_params"] > table.loc["repurpose", "trainable_params"] > table.loc[
-        "feature_extraction", "trainable_params"]
+    assert (
+        table.loc["full", "trainable_params"]
+        > table.loc["repurpose", "trainable_params"]
+        > table.loc["feature_extraction", "trainable_params"]
+    )
     regression = compare_modes(X, y * 1.5 + 0.25, cv=2, **params)
     assert regression.shape == (5, 5)

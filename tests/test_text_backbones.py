@@ -8,8 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-transformers = pytest.importorskip("transformers")
-
 from skft._text import TextTruncationWarning, pad_token_ids, tokenize_texts
 from skft.backbones._text import (
     MINILM,
@@ -19,6 +17,8 @@ from skft.backbones._text import (
 )
 
 from text_fixtures import CONFIGS, TEXTS, VOCAB, save_tiny_model
+
+transformers = pytest.importorskip("transformers")
 
 
 @pytest.fixture(scope="module", params=sorted(CONFIGS))

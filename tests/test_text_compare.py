@@ -19,12 +19,19 @@ def bert_dir(tmp_path_factory):
 
 def test_compare_modes_on_text_has_the_modes_and_tfidf_as_the_baseline(bert_dir):
     texts, labels = make_texts(32)
-    table = compare_modes(texts, labels, cv=2, backbone=str(bert_dir), max_epochs=1, batch_size=8, random_state=0,
-                          device="cpu")
-    assert list(table.index) == ["full", "repurpose", "feature_extraction", "full, weights=None",
-                                 "TF-IDF + linear model"]
-    tfidf = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2),
-                          LogisticRegression(max_iter=2000))
+    table = compare_modes(
+        texts, labels, cv=2, backbone=str(bert_dir), max_epochs=1, batch_size=8, random_state=0, device="cpu"
+    )
+    assert list(table.index) == [
+        "full",
+        "repurpose",
+        "feature_extraction",
+        "full, weights=None",
+        "TF-IDF + linear model",
+    ]
+    tfidf = make_pipeline(
+        TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2), LogisticRegression(max_iter=2000)
+    )
     expected = cross_val_score(tfidf, texts, labels, cv=2)
     assert table.loc["TF-IDF + linear model", "score_mean"] == pytest.approx(expected.mean())
     assert np.isnan(table.loc["TF-IDF + linear model", "drift"])

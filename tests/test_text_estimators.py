@@ -1,8 +1,6 @@
 """Text through the same estimators: modes, the cache per text, persistence, bad input, model selection."""
 
-import os
 import shutil
-import warnings
 
 import numpy as np
 import pytest
@@ -10,11 +8,9 @@ import torch
 
 pytest.importorskip("transformers")
 
-from conftest import TINY, TINY_SIZE, make_images
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
-from text_fixtures import make_texts, save_tiny_model
 
 import skft
 import skft.datasets
@@ -23,6 +19,9 @@ from skft._base import FineTunedEstimatorBase
 from skft._cache import frozen_text_activations
 from skft._text import tokenized_texts
 from skft.backbones._text import MINILM, text_backbone_spec
+
+from conftest import TINY, TINY_SIZE, make_images
+from text_fixtures import make_texts, save_tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +56,9 @@ def test_modes_train_what_they_say_and_leave_frozen_layers_untouched(bert_dir, t
     for name, block in network.backbone.named_children():
         grads = {param.requires_grad for param in block.parameters()}
         assert grads == {name in trainable}, name
-        same = all(torch.equal(a, b) for a, b in zip(block.state_dict().values(), pretrained[name].state_dict().values()))
+        same = all(
+            torch.equal(a, b) for a, b in zip(block.state_dict().values(), pretrained[name].state_dict().values())
+        )
         assert same == (name not in trainable), name
         if name not in trainable:
             assert not any(module.training for module in block.modules())  # dropout off in frozen layers
@@ -142,10 +143,20 @@ def test_grid_search_and_cross_val_score_over_a_text_classifier(bert_dir, texts)
 
 def test_every_technique_parameter_works_on_text(bert_dir, texts):
     X, y = texts
-    clf = FineTunedClassifier(**params(
-        bert_dir, mode="repurpose", trainable_layers=2, lr_decay=0.5, warmup_epochs=1, l2sp_alpha=0.1,
-        lr_schedule="cosine", early_stopping=True, class_weight="balanced", max_epochs=3,
-    ))
+    clf = FineTunedClassifier(
+        **params(
+            bert_dir,
+            mode="repurpose",
+            trainable_layers=2,
+            lr_decay=0.5,
+            warmup_epochs=1,
+            l2sp_alpha=0.1,
+            lr_schedule="cosine",
+            early_stopping=True,
+            class_weight="balanced",
+            max_epochs=3,
+        )
+    )
     clf.fit(X, y, sample_weight=np.linspace(0.5, 1.5, len(X)))
     clf.set_params(warm_start=True, max_epochs=1).fit(X, y)
     assert len(clf.history_) == 4 and set(clf.drift_) == {"embeddings", "layer_0", "layer_1"}
@@ -219,8 +230,9 @@ def test_minilm_backbone_features_equal_sentence_transformers_encode():
 def test_the_users_view_on_minilm():
     X, y = _reviews()
     X, y = list(X[:12]) + list(X[-12:]), list(y[:12]) + list(y[-12:])
-    clf = FineTunedClassifier(backbone=MINILM, mode="repurpose", trainable_layers=2, max_epochs=1, batch_size=8,
-                              random_state=0, device="cpu")
+    clf = FineTunedClassifier(
+        backbone=MINILM, mode="repurpose", trainable_layers=2, max_epochs=1, batch_size=8, random_state=0, device="cpu"
+    )
     clf.fit(X, y)
     assert GridSearchCV(clf, {"lr": [1e-4, 3e-4]}, cv=2).fit(X, y).best_score_ >= 0
     assert cross_val_score(clf, X, y, cv=2).shape == (2,)

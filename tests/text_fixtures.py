@@ -3,7 +3,6 @@ and a small learnable text data set."""
 
 import numpy as np
 import torch
-
 import transformers
 
 WORDS = [

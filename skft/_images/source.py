@@ -38,7 +38,8 @@ def as_image_source(X, image_size=None):
     -------
     Tensor or LazyImages
         One ``(N, C, H, W)`` tensor (``uint8``; ``float32`` for float or ``uint16`` input) for a
-        uniform array (or a list of arrays of one shape); otherwise :class:`LazyImages`, which behaves like the ``(N, 3, S, S)`` ``uint8``
+        uniform array (or a list of arrays of one shape); otherwise :class:`LazyImages`, which behaves like
+        the ``(N, 3, S, S)`` ``uint8``
         tensor it stands for.
     """
     _refuse_single_image_or_table(X)
@@ -94,8 +95,9 @@ def image_batches(images, batch_size, num_workers=0):
     else:
         # Its own generator: iterating a DataLoader draws a seed, which must not move the global
         # random state that seeds training.
-        yield from torch.utils.data.DataLoader(images, batch_size=batch_size, num_workers=num_workers,
-                                               generator=torch.Generator())
+        yield from torch.utils.data.DataLoader(
+            images, batch_size=batch_size, num_workers=num_workers, generator=torch.Generator()
+        )
 
 
 def _refuse_single_image_or_table(X):
@@ -248,4 +250,3 @@ def _checked_values(array, name):
             "(0..255) or divide by 255."
         )
     return array.astype(np.float32, copy=False)
-

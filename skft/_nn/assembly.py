@@ -93,8 +93,20 @@ def input_module(resolved, *, image_size=None, max_length=None):
 
 
 def build_network(
-    resolved, *, image_size, feature_layer, n_frozen_for, head, n_outputs, dropout, bn_trainable=False,
-    precision="fp32", generator=None, max_length=None, lora=None, prompt_tokens=0,
+    resolved,
+    *,
+    image_size,
+    feature_layer,
+    n_frozen_for,
+    head,
+    n_outputs,
+    dropout,
+    bn_trainable=False,
+    precision="fp32",
+    generator=None,
+    max_length=None,
+    lora=None,
+    prompt_tokens=0,
 ):
     """Assemble the whole network for a fit.
 
@@ -137,7 +149,12 @@ def build_network(
     if prompt_tokens:
         blocks, n_frozen = insert_prompt_tokens(blocks, normalizer, prompt_tokens, generator), 1
     network = FineTuneNetwork(
-        blocks, resolved.parts.pooling, torch.nn.Identity(), normalizer, n_frozen, bn_trainable,
+        blocks,
+        resolved.parts.pooling,
+        torch.nn.Identity(),
+        normalizer,
+        n_frozen,
+        bn_trainable,
         autocast_dtype(precision),
     )
     if lora is not None:

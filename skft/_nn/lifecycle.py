@@ -127,8 +127,7 @@ def fit_reporting_interrupt(net, X, y):
 
 def _stopped_early(net):
     return any(
-        isinstance(callback, EarlyStopping) and callback.misses_ >= callback.patience
-        for _, callback in net.callbacks_
+        isinstance(callback, EarlyStopping) and callback.misses_ >= callback.patience for _, callback in net.callbacks_
     )
 
 

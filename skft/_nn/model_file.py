@@ -110,8 +110,10 @@ def to_json(value, name, fix=None):
 
 
 def _is_torch_optimizer(value):
-    return isinstance(value, type) and getattr(torch.optim, value.__name__, None) is value and issubclass(
-        value, torch.optim.Optimizer
+    return (
+        isinstance(value, type)
+        and getattr(torch.optim, value.__name__, None) is value
+        and issubclass(value, torch.optim.Optimizer)
     )
 
 
@@ -126,6 +128,7 @@ def history_to_json(history):
     -------
     list of dict
     """
+
     def plain(value):
         if isinstance(value, (np.generic, np.ndarray)):
             return value.tolist()
@@ -147,7 +150,6 @@ def plain_tensors(state_dict):
         tensors[name] = tensor.clone() if shares or not tensor.is_contiguous() else tensor
         seen.add(storage)
     return tensors
-
 
 
 def read_model_file(path):

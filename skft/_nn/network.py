@@ -53,8 +53,9 @@ class ImageNormalizer(nn.Module):
         elif x.shape[1] == 4:
             x = x[:, :3]
         if tuple(x.shape[-2:]) != (self.image_size, self.image_size):
-            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", antialias=True,
-                              align_corners=False)
+            x = F.interpolate(
+                x, size=(self.image_size, self.image_size), mode="bilinear", antialias=True, align_corners=False
+            )
         return (x - self.mean) / self.std
 
     def probe(self, device):
@@ -255,9 +256,12 @@ class FineTuneNetwork(nn.Module):
     def __init__(self, blocks, pooling, head, normalizer, n_frozen, bn_trainable=False, autocast_dtype=None):
         super().__init__()
         self.normalizer = normalizer
-        self.backbone = nn.Sequential(OrderedDict(
-            (name, block if index < n_frozen else _trainable_copy(block)) for index, (name, block) in enumerate(blocks)
-        ))
+        self.backbone = nn.Sequential(
+            OrderedDict(
+                (name, block if index < n_frozen else _trainable_copy(block))
+                for index, (name, block) in enumerate(blocks)
+            )
+        )
         self.pool = make_pool(pooling)
         self.head = head
         self.n_frozen = n_frozen
@@ -444,7 +448,9 @@ class FineTuneNetwork(nn.Module):
 
 def _trainable_batchnorms(network):
     return [
-        module for block in list(network.backbone)[network.n_frozen:] for module in block.modules()
+        module
+        for block in list(network.backbone)[network.n_frozen :]
+        for module in block.modules()
         if isinstance(module, nn.modules.batchnorm._BatchNorm)
     ]
 

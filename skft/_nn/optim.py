@@ -52,7 +52,9 @@ def param_groups(block_names, n_frozen, *, lr, lr_decay, head_lr_scale, weight_d
     groups = [("head.*", {"lr": lr * head_lr_scale, "weight_decay": weight_decay})]
     trainable = block_names[n_frozen:]
     for depth, name in enumerate(reversed(trainable), start=1):
-        groups.append((f"backbone.{name}.*", {"lr": lr * lr_decay**depth, "weight_decay": 0.0 if l2sp else weight_decay}))
+        groups.append(
+            (f"backbone.{name}.*", {"lr": lr * lr_decay**depth, "weight_decay": 0.0 if l2sp else weight_decay})
+        )
     return groups
 
 

@@ -53,8 +53,12 @@ class L2SPPenalty(nn.Module):
     def __init__(self, network, starting_values, alpha):
         super().__init__()
         self.alpha = alpha
-        self.parameters_ = [p for name, block in network.backbone.named_children() if name in starting_values
-                            for p in block_weights(block)]
+        self.parameters_ = [
+            p
+            for name, block in network.backbone.named_children()
+            if name in starting_values
+            for p in block_weights(block)
+        ]
         for index, value in enumerate(v for values in starting_values.values() for v in values):
             self.register_buffer(f"anchor_{index}", value)
 

@@ -86,8 +86,10 @@ def _describe(path, module):
     ]
     own_tensors = [
         (kind, name, tuple(tensor.shape), str(tensor.dtype))
-        for kind, named in (("parameter", module.named_parameters(recurse=False)),
-                            ("buffer", module.named_buffers(recurse=False)))
+        for kind, named in (
+            ("parameter", module.named_parameters(recurse=False)),
+            ("buffer", module.named_buffers(recurse=False)),
+        )
         for name, tensor in named
     ]
     return path, qualified_name(type(module)), module.extra_repr(), attributes, hooks, own_tensors
@@ -153,8 +155,17 @@ def _own_tensors(module):
 def _token(named):
     try:
         return [
-            (name, weakref.ref(tensor), tensor._version, tensor.data_ptr(), tensor.dtype, tuple(tensor.shape),
-             tensor.stride(), tensor.storage_offset(), tensor.device)
+            (
+                name,
+                weakref.ref(tensor),
+                tensor._version,
+                tensor.data_ptr(),
+                tensor.dtype,
+                tuple(tensor.shape),
+                tensor.stride(),
+                tensor.storage_offset(),
+                tensor.device,
+            )
             for name, tensor in named
         ]
     except RuntimeError:  # inference tensors keep no version counter: never remembered

@@ -117,9 +117,7 @@ def split(model):
     """
     base_rate = model._global_params.drop_connect_rate or 0.0
     n_mbconv = len(model._blocks)
-    mbconv = [
-        _MBConvWithDropConnect(block, base_rate * index / n_mbconv) for index, block in enumerate(model._blocks)
-    ]
+    mbconv = [_MBConvWithDropConnect(block, base_rate * index / n_mbconv) for index, block in enumerate(model._blocks)]
     blocks = [("stem", nn.Sequential(model._conv_stem, model._bn0, nn.ReLU6()))]
     start = 0
     for stage, size in enumerate(STAGE_SIZES, start=1):

@@ -219,16 +219,25 @@ def register_backbone(
     if not overwrite and (name in _USER_SPECS or name in _shipped_specs()):
         raise ValueError(f"backbone {name!r} is already registered. Pass overwrite=True to replace it.")
     registration = dict(
-        builder=builder, blocks=blocks, pooling=pooling, image_size=image_size, min_image_size=min_image_size,
-        fixed_image_size=fixed_image_size, mean=tuple(mean), std=tuple(std),
+        builder=builder,
+        blocks=blocks,
+        pooling=pooling,
+        image_size=image_size,
+        min_image_size=min_image_size,
+        fixed_image_size=fixed_image_size,
+        mean=tuple(mean),
+        std=tuple(std),
     )
     _USER_SPECS[name] = _user_spec(name, registration)
 
 
 def _user_spec(name, registration):
     preprocessing = Preprocessing(
-        image_size=registration["image_size"], mean=registration["mean"], std=registration["std"],
-        min_size=registration["min_image_size"], fixed_size=registration["fixed_image_size"],
+        image_size=registration["image_size"],
+        mean=registration["mean"],
+        std=registration["std"],
+        min_size=registration["min_image_size"],
+        fixed_size=registration["fixed_image_size"],
     )
 
     def split(model):

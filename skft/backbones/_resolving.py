@@ -41,7 +41,6 @@ class ResolvedBackbone:
     weights: object
 
 
-
 _PRISTINE_MODELS = OrderedDict()
 _PRISTINE_LIMIT = 4
 _PRISTINE_LOCK = threading.Lock()

@@ -50,8 +50,9 @@ def split_children(model, groups=None):
             raise ValueError(
                 f"blocks names children {unknown} that the network does not have. Its children are {list(children)}."
             )
-        return BackboneParts(blocks=[(_identifier("_".join(group)), nn.Sequential(*(children[n] for n in group)))
-                                     for group in groups])
+        return BackboneParts(
+            blocks=[(_identifier("_".join(group)), nn.Sequential(*(children[n] for n in group))) for group in groups]
+        )
     blocks, pending = [], []
     for name, child in children.items():
         if has_parameters(child) or not blocks:
@@ -62,5 +63,7 @@ def split_children(model, groups=None):
         else:
             blocks[-1][1].append(child)
     if not blocks:
-        raise ValueError(f"the network {type(model).__name__} has no child module with parameters to split into blocks.")
+        raise ValueError(
+            f"the network {type(model).__name__} has no child module with parameters to split into blocks."
+        )
     return BackboneParts(blocks=[(name, nn.Sequential(*members)) for name, members in blocks])

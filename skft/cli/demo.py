@@ -58,8 +58,7 @@ class DemoSettings:
 
 
 FULL = DemoSettings(n_train=1500, n_train_full=500, max_epochs=5, cv=2)
-QUICK = DemoSettings(n_train=600, n_train_full=200, max_epochs=4, cv=2, grid={"lr": ["auto", 1e-3],
-                                                                               "batch_size": [32]})
+QUICK = DemoSettings(n_train=600, n_train_full=200, max_epochs=4, cv=2, grid={"lr": ["auto", 1e-3], "batch_size": [32]})
 
 
 def run_demo(out_dir, quick=False, verbose=1):
@@ -85,8 +84,13 @@ def run_demo(out_dir, quick=False, verbose=1):
     X_test, y_test = images[: settings.n_test], labels[: settings.n_test]
     X_train, y_train = images[settings.n_test :], labels[settings.n_test :]
     base = FineTunedClassifier(
-        mode="repurpose", image_size=settings.image_size, max_epochs=settings.max_epochs, early_stopping=True,
-        n_iter_no_change=2, random_state=0, verbose=int(verbose > 1),
+        mode="repurpose",
+        image_size=settings.image_size,
+        max_epochs=settings.max_epochs,
+        early_stopping=True,
+        n_iter_no_change=2,
+        random_state=0,
+        verbose=int(verbose > 1),
     )
     search = grid_search(base, settings.grid, X_train, y_train, cv=settings.cv, verbose=verbose)
     modes = _compare_modes(search.best_estimator_, settings, X_train, y_train, X_test, y_test, verbose)
@@ -122,15 +126,22 @@ def _compare_modes(best, settings, X_train, y_train, X_test, y_test, verbose):
     _, first_seconds = timed_fits(cached, X_train, y_train, desc="modes, first fits", verbose=verbose)
     fitted, seconds = timed_fits(cached, X_train, y_train, desc="modes", verbose=verbose)
     n_full = settings.n_train_full
-    full, full_seconds = timed_fits({"full": candidates["full"]}, X_train[:n_full], y_train[:n_full],
-                                    desc="mode full", verbose=verbose)
+    full, full_seconds = timed_fits(
+        {"full": candidates["full"]}, X_train[:n_full], y_train[:n_full], desc="mode full", verbose=verbose
+    )
     fitted |= full
     seconds |= full_seconds
     rows = [
-        {"mode": mode, "lr": fitted[mode].lr_, "trainable_layers": fitted[mode].trainable_layers_,
-         "n_train": n_full if mode == "full" else len(X_train), "epochs": len(fitted[mode].history_),
-         "test_accuracy": float(fitted[mode].score(X_test, y_test)), "fit_time": seconds[mode],
-         "one_time": max(first_seconds[mode] - seconds[mode], 0.0) if mode in first_seconds else 0.0}
+        {
+            "mode": mode,
+            "lr": fitted[mode].lr_,
+            "trainable_layers": fitted[mode].trainable_layers_,
+            "n_train": n_full if mode == "full" else len(X_train),
+            "epochs": len(fitted[mode].history_),
+            "test_accuracy": float(fitted[mode].score(X_test, y_test)),
+            "fit_time": seconds[mode],
+            "one_time": max(first_seconds[mode] - seconds[mode], 0.0) if mode in first_seconds else 0.0,
+        }
         for mode in MODES
     ]
     return {"rows": rows, "fitted": fitted}
@@ -148,8 +159,13 @@ def _baselines(X_train, y_train, X_test, y_test):
     for name, model in models.items():
         start = time.perf_counter()
         model.fit(pixels_train, y_train)
-        rows.append({"model": name, "test_accuracy": float(model.score(pixels_test, y_test)),
-                     "fit_time": time.perf_counter() - start})
+        rows.append(
+            {
+                "model": name,
+                "test_accuracy": float(model.score(pixels_test, y_test)),
+                "fit_time": time.perf_counter() - start,
+            }
+        )
     return rows
 
 
@@ -177,7 +193,8 @@ def _write_pictures(out, fitted, modes, X_test, y_test):
     figures["confusion_matrix.png"].axes[0].set_title("repurpose, best parameters: held-out test digits")
     one_time = ", ".join(f"{row.mode} {row.one_time:.0f} s" for row in modes.itertuples() if row.one_time > 0)
     figures["modes.png"].axes[0].set(
-        ylabel="test accuracy", xlabel=f"fit time (s), after a one-time pass through the frozen blocks ({one_time})",
+        ylabel="test accuracy",
+        xlabel=f"fit time (s), after a one-time pass through the frozen blocks ({one_time})",
         title="the three modes: test accuracy against fit time",
     )
     for name, picture in figures.items():
@@ -211,18 +228,20 @@ def format_report(results, out_dir):
         f"  {row['model']:<32} test accuracy {row['test_accuracy']:.3f}   fit {row['fit_time']:5.1f} s"
         for row in results["baselines"]
     )
-    return "\n".join([
-        f"{settings['backbone']} (ImageNet weights), mode='repurpose', image_size={settings['image_size']}, "
-        f"at most {settings['max_epochs']} epochs (early stopping); {settings['n_train']} MNIST digits to train, "
-        f"{settings['n_test']} to test",
-        f"grid search, {settings['cv']}-fold CV accuracy ('auto': the measured default lr):",
-        table,
-        f"best parameters: {results['best_params']} (CV accuracy {results['best_cv_score']:.3f})",
-        f"held-out test accuracy: {results['test_accuracy']:.3f}",
-        "the three modes (each with its default lr unless searched); 'full' runs every block every epoch, so it "
-        "gets fewer digits:",
-        modes,
-        "what you would try first, on the same digits:",
-        baselines,
-        f"wrote {', '.join(FILES)} to {out_dir} in {results['seconds']:.0f} s",
-    ])
+    return "\n".join(
+        [
+            f"{settings['backbone']} (ImageNet weights), mode='repurpose', image_size={settings['image_size']}, "
+            f"at most {settings['max_epochs']} epochs (early stopping); {settings['n_train']} MNIST digits to train, "
+            f"{settings['n_test']} to test",
+            f"grid search, {settings['cv']}-fold CV accuracy ('auto': the measured default lr):",
+            table,
+            f"best parameters: {results['best_params']} (CV accuracy {results['best_cv_score']:.3f})",
+            f"held-out test accuracy: {results['test_accuracy']:.3f}",
+            "the three modes (each with its default lr unless searched); 'full' runs every block every epoch, so it "
+            "gets fewer digits:",
+            modes,
+            "what you would try first, on the same digits:",
+            baselines,
+            f"wrote {', '.join(FILES)} to {out_dir} in {results['seconds']:.0f} s",
+        ]
+    )

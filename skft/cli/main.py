@@ -162,11 +162,15 @@ def _too_few_classes(root, classes):
     """Why ``root`` is not a folder of class folders, and which folder to give instead where one fits."""
     needed = "it needs one subfolder of images per class, at least 2"
     if not classes and _images_directly_in(root):
-        return (f"DATA_DIR {str(root)!r} holds images directly, not in class subfolders; if it is the folder of one "
-                f"class, give the folder that holds all the class folders (its parent {str(root.parent)!r}?)")
+        return (
+            f"DATA_DIR {str(root)!r} holds images directly, not in class subfolders; if it is the folder of one "
+            f"class, give the folder that holds all the class folders (its parent {str(root.parent)!r}?)"
+        )
     if len(classes) == 1 and len(set(_class_folders(root / classes[0])[1])) >= 2:
-        return (f"DATA_DIR {str(root)!r} holds a single folder, {classes[0]!r}, which holds the class folders: "
-                f"give {str(root / classes[0])!r}")
+        return (
+            f"DATA_DIR {str(root)!r} holds a single folder, {classes[0]!r}, which holds the class folders: "
+            f"give {str(root / classes[0])!r}"
+        )
     return f"DATA_DIR {str(root)!r} has {len(classes)} class subfolder(s) with images {classes}; {needed}"
 
 
@@ -241,8 +245,13 @@ def _run_fit(args):
 
     _checked_backbone(args.backbone)
     modality = backbone_modality(args.backbone)
-    params = dict(backbone=args.backbone, mode=args.mode, image_size=args.image_size, random_state=args.seed,
-                  verbose=int(args.verbosity > 1))
+    params = dict(
+        backbone=args.backbone,
+        mode=args.mode,
+        image_size=args.image_size,
+        random_state=args.seed,
+        verbose=int(args.verbosity > 1),
+    )
     if args.epochs is not None:
         params["max_epochs"] = args.epochs
     estimator = FineTunedClassifier(**params)
@@ -264,8 +273,10 @@ def _training_data(args, modality):
     data = Path(args.data_dir)
     if modality == "text":
         if data.is_dir():
-            raise UsageError(f"backbone {args.backbone!r} reads texts: give a CSV file with a text and a label column "
-                             f"(--text-column, --label-column), not the folder {str(data)!r}")
+            raise UsageError(
+                f"backbone {args.backbone!r} reads texts: give a CSV file with a text and a label column "
+                f"(--text-column, --label-column), not the folder {str(data)!r}"
+            )
         from .text_table import texts_and_labels
 
         try:
@@ -273,8 +284,10 @@ def _training_data(args, modality):
         except ValueError as error:
             raise UsageError(str(error)) from None
     if data.is_file() and data.suffix.lower() in (".csv", ".tsv", ".txt"):
-        raise UsageError(f"backbone {args.backbone!r} reads images from a folder of class folders; for the texts in "
-                         f"{str(data)!r}, choose a text backbone, e.g. --backbone all-MiniLM-L6-v2")
+        raise UsageError(
+            f"backbone {args.backbone!r} reads images from a folder of class folders; for the texts in "
+            f"{str(data)!r}, choose a text backbone, e.g. --backbone all-MiniLM-L6-v2"
+        )
     return class_folder_images(data, args.cv)
 
 
@@ -307,7 +320,9 @@ def _predict_texts(model, args):
     from .text_table import read_csv_columns
 
     try:
-        texts = [text for path in args.paths for text in read_csv_columns(path, [args.text_column], ["--text-column"])[0]]
+        texts = [
+            text for path in args.paths for text in read_csv_columns(path, [args.text_column], ["--text-column"])[0]
+        ]
     except ValueError as error:
         raise UsageError(str(error)) from None
     _write_predictions(args.text_column, texts, model.classes_, model.predict_proba(texts))
@@ -336,8 +351,9 @@ def _run_backbones(args):
         close = difflib.get_close_matches(args.filter, registered, n=5, cutoff=0.5)
         raise UsageError(f"no backbone name contains {args.filter!r}" + (f"; close names: {close}" if close else ""))
     shown = args.verbosity and is_terminal(sys.stderr)  # a bar, never fragments of one in a log
-    summaries = [summarize_backbone(name) for name in tqdm(names, desc="backbones", unit="net", leave=False,
-                                                           disable=not shown)]
+    summaries = [
+        summarize_backbone(name) for name in tqdm(names, desc="backbones", unit="net", leave=False, disable=not shown)
+    ]
     width = max(len(name) for name in names)
     print(f"{'name':<{width}}  {'blocks':>6}  {'parameters':>13}  weights")
     for summary in summaries:
@@ -353,16 +369,28 @@ def _verbosity_options():
     """``-q/--quiet`` and ``-v/--verbose``, shared by the subcommands that report progress."""
     options = _Parser(add_help=False)
     group = options.add_mutually_exclusive_group()
-    group.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=0, default=1,
-                       help="no progress report, only the results")
-    group.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=2,
-                       help="also each fit's epoch table")
+    group.add_argument(
+        "-q",
+        "--quiet",
+        dest="verbosity",
+        action="store_const",
+        const=0,
+        default=1,
+        help="no progress report, only the results",
+    )
+    group.add_argument(
+        "-v", "--verbose", dest="verbosity", action="store_const", const=2, help="also each fit's epoch table"
+    )
     return options
 
 
 def _text_column_option(parser):
-    parser.add_argument("--text-column", default="text", metavar="NAME",
-                        help="text backbones: the CSV column of texts (default: %(default)s)")
+    parser.add_argument(
+        "--text-column",
+        default="text",
+        metavar="NAME",
+        help="text backbones: the CSV column of texts (default: %(default)s)",
+    )
 
 
 def build_parser():
@@ -377,7 +405,10 @@ def build_parser():
     verbosity = _verbosity_options()
 
     demo = commands.add_parser(
-        "demo", parents=[verbosity], help="offline demo on real MNIST digits", description=(
+        "demo",
+        parents=[verbosity],
+        help="offline demo on real MNIST digits",
+        description=(
             "Grid-search the learning rate and batch size of a fine-tuned EfficientNet-Lite0 (ImageNet weights, "
             "shipped) on real MNIST digits, test the best model, compare the three modes, and write results.json "
             "with learning curves, a confusion matrix and a modes chart. Offline, a few minutes on CPU."
@@ -388,32 +419,55 @@ def build_parser():
     demo.set_defaults(run=_run_demo)
 
     fit = commands.add_parser(
-        "fit", parents=[verbosity], help="fit a classifier on a folder of images or a CSV of texts", description=(
+        "fit",
+        parents=[verbosity],
+        help="fit a classifier on a folder of images or a CSV of texts",
+        description=(
             "Fit a classifier on DATA_DIR (one subfolder of images per class; for a text backbone such as "
             "all-MiniLM-L6-v2, a CSV file with a text and a label column), grid-search with cross-validation, "
             "print the table of candidates and save the best model, refitted on all images."
         ),
     )
-    fit.add_argument("data_dir", metavar="DATA_DIR", help=(
-        "folder with one subfolder of images per class; for a text backbone, a CSV file with a text and a label column"
-    ))
+    fit.add_argument(
+        "data_dir",
+        metavar="DATA_DIR",
+        help=(
+            "folder with one subfolder of images per class; for a text backbone, a CSV file with a text and a "
+            "label column"
+        ),
+    )
     fit.add_argument("-o", "--output", required=True, metavar="MODEL", help="where to save the best model")
     fit.add_argument("--backbone", default="efficientnet_lite0", help="see `skft backbones` (default: %(default)s)")
     fit.add_argument("--mode", choices=MODES, default="repurpose", help="what trains (default: %(default)s)")
-    fit.add_argument("--grid", action="append", type=_grid_entry, metavar="NAME=V1,V2",
-                     help="values to search for one estimator parameter, e.g. lr=1e-3,3e-3; repeat for more")
+    fit.add_argument(
+        "--grid",
+        action="append",
+        type=_grid_entry,
+        metavar="NAME=V1,V2",
+        help="values to search for one estimator parameter, e.g. lr=1e-3,3e-3; repeat for more",
+    )
     fit.add_argument("--cv", type=_integer_at_least(2), default=3, help="cross-validation folds (default: %(default)s)")
-    fit.add_argument("--image-size", type=_integer_at_least(1), metavar="N",
-                     help="side of the square images the network sees (default: the backbone's; 64 is fast)")
+    fit.add_argument(
+        "--image-size",
+        type=_integer_at_least(1),
+        metavar="N",
+        help="side of the square images the network sees (default: the backbone's; 64 is fast)",
+    )
     fit.add_argument("--epochs", type=_integer_at_least(1), metavar="N", help="training epochs (default: 10)")
     fit.add_argument("--seed", type=int, default=0, help="random_state of the estimator (default: %(default)s)")
     _text_column_option(fit)
-    fit.add_argument("--label-column", default="label", metavar="NAME",
-                     help="text backbones: the CSV column of labels (default: %(default)s)")
+    fit.add_argument(
+        "--label-column",
+        default="label",
+        metavar="NAME",
+        help="text backbones: the CSV column of labels (default: %(default)s)",
+    )
     fit.set_defaults(run=_run_fit)
 
     predict = commands.add_parser(
-        "predict", help="predict labels of image files or of texts in CSV files", description=(
+        "predict",
+        help="predict labels of image files or of texts in CSV files",
+        description=(
             "Predict the labels of image files with a model saved by `skft fit`; folders are searched recursively. "
             "A text model reads the --text-column of CSV files and writes that column first. "
             "Writes CSV to stdout: path, label, probability."
@@ -425,7 +479,10 @@ def build_parser():
     predict.set_defaults(run=_run_predict)
 
     backbones = commands.add_parser(
-        "backbones", parents=[verbosity], help="list the backbones", description=(
+        "backbones",
+        parents=[verbosity],
+        help="list the backbones",
+        description=(
             "List the registered backbones with block and parameter counts and whether their weights are on disk "
             "(usable offline). With the exact name of one backbone, print its blocks."
         ),

@@ -95,8 +95,15 @@ class _Bars:
         self._epochs = None
 
     def fit_begin(self, net):
-        self._epochs = self._tqdm(total=net.max_epochs, desc="epochs", unit="epoch", file=self._stream, position=1,
-                                  leave=False, dynamic_ncols=True)
+        self._epochs = self._tqdm(
+            total=net.max_epochs,
+            desc="epochs",
+            unit="epoch",
+            file=self._stream,
+            position=1,
+            leave=False,
+            dynamic_ncols=True,
+        )
 
     def epoch_end(self, net):
         self._epochs.set_postfix_str(_scores(net), refresh=False)
@@ -136,8 +143,9 @@ class _Lines:
 
     def fit_end(self, net):
         epochs = len(net.history)
-        self._write(f"trained {epochs} epoch{'s' * (epochs != 1)} in {time.monotonic() - self._fit_start:.1f} s, "
-                    f"{_scores(net)}")
+        self._write(
+            f"trained {epochs} epoch{'s' * (epochs != 1)} in {time.monotonic() - self._fit_start:.1f} s, {_scores(net)}"
+        )
         self._done += 1
 
     def close(self):

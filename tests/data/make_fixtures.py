@@ -16,15 +16,16 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent.parent), str(HERE.parent)]  # this checkout's skft; conftest registers tiny_cnn
 
-from conftest import TINY, TINY_SIZE, make_images  # noqa: E402
-
 from skft import FineTunedClassifier, FineTunedRegressor  # noqa: E402
+
+from conftest import TINY, TINY_SIZE, make_images  # noqa: E402
 
 
 def main():
     images, labels = make_images(24, n_classes=2, seed=3)
-    params = dict(backbone=TINY, image_size=TINY_SIZE, max_epochs=2, batch_size=8, random_state=0, lr=1e-2,
-                  device="cpu")
+    params = dict(
+        backbone=TINY, image_size=TINY_SIZE, max_epochs=2, batch_size=8, random_state=0, lr=1e-2, device="cpu"
+    )
     classifier = FineTunedClassifier(mode="repurpose", **params).fit(images, labels)
     classifier.save(HERE / "b38b638_classifier.skft")
     regressor = FineTunedRegressor(mode="feature_extraction", **params).fit(images, labels.astype(np.float32))
