@@ -14,7 +14,8 @@ def load_image_folder(root, extensions=IMAGE_EXTENSIONS):
     Every sub-folder of ``root`` is a class; its images (searched in its sub-folders too) are the
     examples of that class. A class folder may be a symbolic link; links to folders inside a class
     folder are not followed (a link back up the tree would otherwise list images again and again).
-    Hidden files and folders (names starting with ``.``) and files with other endings are skipped. No image is opened: the estimators read the files batch by batch.
+    Hidden files and folders (names starting with ``.``) and files with other endings are skipped.
+    No image is opened: the estimators read the files batch by batch.
 
     Parameters
     ----------

@@ -38,9 +38,8 @@ def as_image_source(X, image_size=None):
     -------
     Tensor or LazyImages
         One ``(N, C, H, W)`` tensor (``uint8``; ``float32`` for float or ``uint16`` input) for a
-        uniform array (or a list of arrays of one shape); otherwise :class:`LazyImages`, which behaves like
-        the ``(N, 3, S, S)`` ``uint8``
-        tensor it stands for.
+        uniform array (or a list of arrays of one shape); otherwise :class:`LazyImages`, which
+        behaves like the ``(N, 3, S, S)`` ``uint8`` tensor it stands for.
     """
     _refuse_single_image_or_table(X)
     if torch.is_tensor(X):
