@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from skft import FineTunedClassifier, clear_cache
-from skft.backbones import _efficientnet_lite as lite  # noqa: E402
+from skft.backbones import _efficientnet_lite as lite
 from skft.datasets import load_mnist
 
 

@@ -27,7 +27,7 @@ import time
 import numpy as np
 import torch
 
-from skft import FineTunedClassifier  # noqa: E402
+from skft import FineTunedClassifier
 from skft.datasets import load_mnist
 
 N_TEST = 256

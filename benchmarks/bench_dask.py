@@ -18,7 +18,7 @@ import torch
 from distributed import Client, LocalCluster
 from sklearn.model_selection import GridSearchCV
 
-from skft import FineTunedClassifier  # noqa: E402
+from skft import FineTunedClassifier
 from skft.datasets import load_mnist
 
 GRID = {"lr": [1e-3, 3e-3], "batch_size": [16, 32]}

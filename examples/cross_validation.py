@@ -7,7 +7,7 @@ import os
 
 from sklearn.model_selection import StratifiedKFold, cross_validate
 
-from skft import FineTunedClassifier  # noqa: E402
+from skft import FineTunedClassifier
 from skft.datasets import load_mnist
 
 

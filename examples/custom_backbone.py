@@ -11,7 +11,7 @@ import torch
 from sklearn.model_selection import train_test_split
 from torch import nn
 
-from skft import FineTunedClassifier, describe_backbone, register_backbone  # noqa: E402
+from skft import FineTunedClassifier, describe_backbone, register_backbone
 from skft.datasets import load_mnist
 
 

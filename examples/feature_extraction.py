@@ -13,7 +13,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from skft import BackboneFeatures  # noqa: E402
+from skft import BackboneFeatures
 from skft.datasets import load_mnist
 
 FEATURE_LAYERS = (-3, -1)

@@ -9,7 +9,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-from skft import FineTunedClassifier  # noqa: E402
+from skft import FineTunedClassifier
 from skft.datasets import load_mnist
 
 
@@ -26,7 +26,7 @@ def main(quick=False):
         FunctionTransformer(crop_border),
         FineTunedClassifier(mode="repurpose", image_size=64, max_epochs=2 if quick else 4, random_state=0),
     )
-    pipeline.set_params(finetunedclassifier__lr=2e-3)  # <step name>__<parameter>, as for any sklearn pipeline
+    pipeline.set_params(finetunedclassifier__batch_size=16)  # <step name>__<parameter>, as for any sklearn pipeline
     accuracy = pipeline.fit(X_train, y_train).score(X_test, y_test)
     print(
         f"crop 28 -> {crop_border(X_test[:1]).shape[1]} px, then fine-tune: held-out accuracy {accuracy:.3f} "

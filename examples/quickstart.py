@@ -9,7 +9,7 @@ import time
 
 from sklearn.model_selection import GridSearchCV, train_test_split
 
-from skft import FineTunedClassifier  # noqa: E402
+from skft import FineTunedClassifier
 from skft.datasets import load_mnist
 
 
@@ -20,7 +20,7 @@ def main(quick=False):
     X_train, X_test, y_train, y_test = train_test_split(images, labels, test_size=0.2, stratify=labels, random_state=0)
     search = GridSearchCV(
         FineTunedClassifier(mode="repurpose", image_size=64, max_epochs=2 if quick else 3, random_state=0),
-        {"lr": [1e-3, 3e-3], "batch_size": [16, 32]},
+        {"lr": ["auto", 1e-3], "batch_size": [16, 32]},
         cv=3,
     )
     start = time.perf_counter()
@@ -33,7 +33,7 @@ def main(quick=False):
     for params, mean, std in zip(
         search.cv_results_["params"], search.cv_results_["mean_test_score"], search.cv_results_["std_test_score"]
     ):
-        print(f"  lr={params['lr']:<6g} batch_size={params['batch_size']:<3d} CV accuracy {mean:.3f} +/- {std:.3f}")
+        print(f"  lr={params['lr']!s:<6} batch_size={params['batch_size']:<3d} CV accuracy {mean:.3f} +/- {std:.3f}")
     print(f"best parameters: {search.best_params_}, CV accuracy {search.best_score_:.3f}")
     print(f"held-out test accuracy ({len(X_test)} digits): {search.score(X_test, y_test):.3f}")
     print(f"example predictions: {list(search.predict(X_test[:5]))} (true: {list(y_test[:5])})")

@@ -10,7 +10,7 @@ import os
 from sklearn.metrics import mean_absolute_error
 from sklearn.model_selection import train_test_split
 
-from skft import FineTunedRegressor  # noqa: E402
+from skft import FineTunedRegressor
 from skft.datasets import load_mnist
 
 

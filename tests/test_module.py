@@ -50,7 +50,7 @@ def _same_state(block, state):
 
 
 def test_frozen_blocks_stay_in_eval_mode_and_their_weights_do_not_move(tiny_params):
-    network = _fitted("repurpose", tiny_params, max_epochs=3).net_.module_
+    network = _fitted("repurpose", tiny_params, max_epochs=3, trainable_layers=1).net_.module_
     network.train()
     assert not any(m.training for m in network.backbone[0].modules())
     assert any(m.training for m in network.backbone[2].modules() if isinstance(m, nn.Dropout))
