@@ -51,7 +51,9 @@ def test_grid_search_on_dask_matches_serial_and_workers_read_the_shared_cache(
     cache_dir = str(tmp_path / "activations")
     # Registered here only, with a builder workers cannot import: the registration travels (cloudpickle).
     skft.register_backbone("notebook_cnn", _notebook_builder(), image_size=TINY_SIZE, min_image_size=4, overwrite=True)
-    estimator = FineTunedClassifier(cache_dir=cache_dir, **dict(tiny_params, backbone="notebook_cnn", trainable_layers=1))
+    estimator = FineTunedClassifier(
+        cache_dir=cache_dir, **dict(tiny_params, backbone="notebook_cnn", trainable_layers=1)
+    )
     skft.clear_cache()
     estimator.fit(X, y)  # fills the shared disk cache
     grid = {"lr": [1e-3, 1e-2], "batch_size": [8, 16]}
