@@ -29,7 +29,6 @@ from ._nn.accelerate import ACCELERATE, AcceleratedNet, accelerated_device, make
 from ._nn.assembly import MODES, build_network, count_frozen_blocks
 from ._nn.device import release_cached_gpu_memory, resolve_device
 from ._nn.lifecycle import (
-    EarlyStoppingWithLastRow,
     continue_from,
     continued_history,
     fit_interrupted,
@@ -38,14 +37,14 @@ from ._nn.lifecycle import (
 )
 from ._nn.lora import lora_settings, merge_adapters
 from ._nn.network import precise_batchnorm
-from ._nn.optim import LR_SCHEDULES, OPTIMIZERS, SGD_MOMENTUM, TrainableOnly, param_groups, schedule_callback
-from ._nn.precision import PRECISIONS, check_precision, fp16_loss_scaling
+from ._nn.optim import LR_SCHEDULES, OPTIMIZERS, SGD_MOMENTUM, TrainableOnly, param_groups
+from ._nn.precision import PRECISIONS, check_precision
 from ._nn.regularizers import L2SPPenalty, block_drift, snapshot_trainable
 from ._nn.seeding import FitGenerators, seeded_global_generator
 from ._saving import SavedAsModelFile
 from ._text import TextCollate, tokenized_texts
 from .backbones import RegistrationTravelsMixin, backbone_modality, resolve_backbone
-from .callbacks import GradualUnfreezing
+from .callbacks import EarlyStoppingWithLastRow, GradualUnfreezing, fp16_loss_scaling, schedule_callback
 
 
 class FineTunedEstimatorBase(

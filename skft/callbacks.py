@@ -1,12 +1,27 @@
-"""Public skorch callbacks for fine-tuning: unfreezing schedules.
+"""Every skorch callback skft uses: the public unfreezing schedule, and the ones the estimators add to a fit.
 
-They work with any skorch net whose module is skft's network (``net_.module_`` of a fitted
-estimator), and are what ``warmup_epochs`` uses inside the estimators.
+:class:`GradualUnfreezing` works with any skorch net whose module is skft's network (``net_.module_``
+of a fitted estimator), and is what ``warmup_epochs`` uses inside the estimators. The others are
+added by the estimators: counting completed epochs (to tell an interrupt from early stopping), early
+stopping that keeps the stopping epoch's row in the table, the learning-rate schedule, and fp16 loss
+scaling.
 """
 
-from skorch.callbacks import Callback
+import torch
+from skorch.callbacks import Callback, EarlyStopping, LRScheduler, PrintLog
 
 from ._nn.accelerate import unwrapped
+from ._nn.optim import WarmupThenDecay
+from ._nn.precision import DynamicLossScale, GradientScaledLoss, unscale_gradients
+
+__all__ = [
+    "EarlyStoppingWithLastRow",
+    "EpochsCompleted",
+    "GradualUnfreezing",
+    "LossScaling",
+    "fp16_loss_scaling",
+    "schedule_callback",
+]
 
 
 class GradualUnfreezing(Callback):
@@ -68,3 +83,103 @@ class GradualUnfreezing(Callback):
         module = unwrapped(net.module_)
         epoch = len(net.history) - 1
         module.set_trainable_blocks(self.trainable_at(epoch, len(module.backbone) - module.n_frozen))
+
+
+class EpochsCompleted(Callback):
+    """Count the epochs whose scoring callbacks have all run (skft adds it to every fit).
+
+    Attributes
+    ----------
+    completed_ : int
+    """
+
+    def on_train_begin(self, net, **kwargs):
+        self.completed_ = 0
+
+    def on_epoch_end(self, net, **kwargs):
+        self.completed_ += 1
+
+
+class EarlyStoppingWithLastRow(EarlyStopping):
+    """skorch's ``EarlyStopping``, with the epoch that ends the fit printed in the epoch table.
+
+    skorch runs ``PrintLog`` after every other callback, so an ``EarlyStopping`` that stops the fit
+    (by raising ``KeyboardInterrupt`` at the end of an epoch) leaves that epoch out of the table. This
+    one prints the row first, then its "Stopping since ..." line.
+    """
+
+    def on_epoch_end(self, net, **kwargs):
+        sink, messages = self.sink, []
+        self.sink = messages.append
+        try:
+            super().on_epoch_end(net, **kwargs)
+        except KeyboardInterrupt:
+            for _, callback in net.callbacks_:
+                if isinstance(callback, PrintLog):
+                    callback.on_epoch_end(net, **kwargs)
+            raise
+        finally:
+            self.sink = sink
+            for message in messages:
+                self._sink(message, verbose=net.verbose)
+
+
+class LossScaling(Callback):
+    """Unscale fp16 gradients before the optimizer step; skip the step when any is inf or NaN.
+
+    Parameters
+    ----------
+    loss_scale : DynamicLossScale
+        Shared with the :class:`GradientScaledLoss` criterion.
+    """
+
+    def __init__(self, loss_scale):
+        self.loss_scale = loss_scale
+
+    def on_grad_computed(self, net, named_parameters, **kwargs):
+        parameters = [parameter for _, parameter in named_parameters if parameter.grad is not None]
+        finite = unscale_gradients([parameter.grad for parameter in parameters], self.loss_scale.scale)
+        if not finite:
+            for parameter in parameters:
+                parameter.grad = None
+        self.loss_scale.update(finite)
+
+
+def fp16_loss_scaling(criterion):
+    """Wrap ``criterion`` for fp16 training; return it with the callback that completes the scaling.
+
+    Parameters
+    ----------
+    criterion : nn.Module
+
+    Returns
+    -------
+    criterion : GradientScaledLoss
+    callback : LossScaling
+    """
+    loss_scale = DynamicLossScale()
+    return GradientScaledLoss(criterion, loss_scale), LossScaling(loss_scale)
+
+
+def schedule_callback(lr_schedule, total_steps):
+    """A skorch ``LRScheduler`` for ``"cosine"`` or ``"onecycle"``, stepped every batch.
+
+    ``"cosine"``: linear warm-up over the first 10% of steps from 0.1x, then cosine decay to 0.
+    ``"onecycle"``: linear warm-up over 30% from lr/25, then cosine decay to lr/1e4 (the
+    one-cycle policy with PyTorch's default factors).
+
+    Parameters
+    ----------
+    lr_schedule : {"cosine", "onecycle"}
+    total_steps : int
+        Optimizer steps in the whole fit.
+
+    Returns
+    -------
+    skorch.callbacks.LRScheduler
+    """
+    if lr_schedule == "cosine":
+        multiplier = WarmupThenDecay(total_steps, 0.1, 0.1, 0.0)
+    else:
+        multiplier = WarmupThenDecay(total_steps, 0.3, 1 / 25, 1e-4 / 25)
+    return LRScheduler(policy=torch.optim.lr_scheduler.LambdaLR, lr_lambda=multiplier, step_every="batch")

@@ -11,7 +11,8 @@ from torch import nn
 
 import skft
 from skft import FineTunedClassifier, FineTunedRegressor
-from skft._nn.precision import DynamicLossScale, LossScaling, fp16_loss_scaling
+from skft._nn.precision import DynamicLossScale
+from skft.callbacks import LossScaling, fp16_loss_scaling
 
 from conftest import make_images
 

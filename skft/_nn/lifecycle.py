@@ -13,10 +13,11 @@ half-updated estimator (new ``classes_``, old network) would predict wrong label
 import copy
 import functools
 
-from skorch.callbacks import Callback, EarlyStopping, PrintLog
+from skorch.callbacks import EarlyStopping
 from skorch.history import History
 
 from ..backbones import describe_mismatch
+from ..callbacks import EpochsCompleted
 
 _PROGRESS = "skft_epochs_completed"
 
@@ -59,45 +60,6 @@ def keeps_previous_fit_on_error(fit):
 
 def _fitted_attributes(estimator):
     return {name: value for name, value in vars(estimator).items() if name.endswith("_") and not name.startswith("_")}
-
-
-class EpochsCompleted(Callback):
-    """Count the epochs whose scoring callbacks have all run (skft adds it to every fit).
-
-    Attributes
-    ----------
-    completed_ : int
-    """
-
-    def on_train_begin(self, net, **kwargs):
-        self.completed_ = 0
-
-    def on_epoch_end(self, net, **kwargs):
-        self.completed_ += 1
-
-
-class EarlyStoppingWithLastRow(EarlyStopping):
-    """skorch's ``EarlyStopping``, with the epoch that ends the fit printed in the epoch table.
-
-    skorch runs ``PrintLog`` after every other callback, so an ``EarlyStopping`` that stops the fit
-    (by raising ``KeyboardInterrupt`` at the end of an epoch) leaves that epoch out of the table. This
-    one prints the row first, then its "Stopping since ..." line.
-    """
-
-    def on_epoch_end(self, net, **kwargs):
-        sink, messages = self.sink, []
-        self.sink = messages.append
-        try:
-            super().on_epoch_end(net, **kwargs)
-        except KeyboardInterrupt:
-            for _, callback in net.callbacks_:
-                if isinstance(callback, PrintLog):
-                    callback.on_epoch_end(net, **kwargs)
-            raise
-        finally:
-            self.sink = sink
-            for message in messages:
-                self._sink(message, verbose=net.verbose)
 
 
 def fit_reporting_interrupt(net, X, y):

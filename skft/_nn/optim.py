@@ -3,7 +3,6 @@
 import math
 
 import torch
-from skorch.callbacks import LRScheduler
 
 OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 SGD_MOMENTUM = 0.9
@@ -83,27 +82,3 @@ class WarmupThenDecay:
             return self.start_factor + (1.0 - self.start_factor) * step / self.warmup_steps
         progress = min((step - self.warmup_steps) / max(self.total_steps - self.warmup_steps, 1), 1.0)
         return self.end_factor + (1.0 - self.end_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def schedule_callback(lr_schedule, total_steps):
-    """A skorch ``LRScheduler`` for ``"cosine"`` or ``"onecycle"``, stepped every batch.
-
-    ``"cosine"``: linear warm-up over the first 10% of steps from 0.1x, then cosine decay to 0.
-    ``"onecycle"``: linear warm-up over 30% from lr/25, then cosine decay to lr/1e4 (the
-    one-cycle policy with PyTorch's default factors).
-
-    Parameters
-    ----------
-    lr_schedule : {"cosine", "onecycle"}
-    total_steps : int
-        Optimizer steps in the whole fit.
-
-    Returns
-    -------
-    skorch.callbacks.LRScheduler
-    """
-    if lr_schedule == "cosine":
-        multiplier = WarmupThenDecay(total_steps, 0.1, 0.1, 0.0)
-    else:
-        multiplier = WarmupThenDecay(total_steps, 0.3, 1 / 25, 1e-4 / 25)
-    return LRScheduler(policy=torch.optim.lr_scheduler.LambdaLR, lr_lambda=multiplier, step_every="batch")

@@ -21,7 +21,6 @@ These are the rules and defaults of ``torch.amp.GradScaler``.
 from contextlib import nullcontext
 
 import torch
-from skorch.callbacks import Callback
 from torch import nn
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -153,27 +152,6 @@ class GradientScaledLoss(nn.Module):
         return _ScaleGradient.apply(value, self.loss_scale.scale) if self.training else value
 
 
-class LossScaling(Callback):
-    """Unscale fp16 gradients before the optimizer step; skip the step when any is inf or NaN.
-
-    Parameters
-    ----------
-    loss_scale : DynamicLossScale
-        Shared with the :class:`GradientScaledLoss` criterion.
-    """
-
-    def __init__(self, loss_scale):
-        self.loss_scale = loss_scale
-
-    def on_grad_computed(self, net, named_parameters, **kwargs):
-        parameters = [parameter for _, parameter in named_parameters if parameter.grad is not None]
-        finite = unscale_gradients([parameter.grad for parameter in parameters], self.loss_scale.scale)
-        if not finite:
-            for parameter in parameters:
-                parameter.grad = None
-        self.loss_scale.update(finite)
-
-
 def unscale_gradients(gradients, scale):
     """Divide ``gradients`` by ``scale`` in place and say whether they are all finite.
 
@@ -191,19 +169,3 @@ def unscale_gradients(gradients, scale):
     for gradient in gradients:
         gradient.mul_(1.0 / scale)
     return bool(torch.stack([torch.isfinite(gradient).all() for gradient in gradients]).all())
-
-
-def fp16_loss_scaling(criterion):
-    """Wrap ``criterion`` for fp16 training; return it with the callback that completes the scaling.
-
-    Parameters
-    ----------
-    criterion : nn.Module
-
-    Returns
-    -------
-    criterion : GradientScaledLoss
-    callback : LossScaling
-    """
-    loss_scale = DynamicLossScale()
-    return GradientScaledLoss(criterion, loss_scale), LossScaling(loss_scale)
