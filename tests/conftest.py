@@ -65,3 +65,19 @@ def images_multiclass():
 def tiny_params():
     """Constructor arguments that make a fit take well under a second."""
     return dict(backbone=TINY, image_size=TINY_SIZE, max_epochs=3, batch_size=8, random_state=0, lr=1e-2, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def bert_dir(tmp_path_factory):
+    """A tiny randomly initialised BERT with its tokenizer, saved as a local model folder (text tests)."""
+    from text_fixtures import save_tiny_model
+
+    return save_tiny_model("bert", tmp_path_factory.mktemp("bert"))
+
+
+@pytest.fixture(scope="module")
+def texts():
+    """32 short labelled texts (text tests)."""
+    from text_fixtures import make_texts
+
+    return make_texts(32)

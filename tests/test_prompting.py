@@ -12,17 +12,6 @@ from skft import FineTunedClassifier, FineTunedRegressor
 from skft.backbones._text import text_backbone_spec
 
 from conftest import TINY, make_images
-from text_fixtures import make_texts, save_tiny_model
-
-
-@pytest.fixture(scope="module")
-def bert_dir(tmp_path_factory):
-    return save_tiny_model("bert", tmp_path_factory.mktemp("bert"))
-
-
-@pytest.fixture(scope="module")
-def texts():
-    return make_texts(32)
 
 
 def prompt_classifier(backbone, **overrides):

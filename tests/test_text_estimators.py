@@ -21,17 +21,7 @@ from skft._text import tokenized_texts
 from skft.backbones._text import MINILM, text_backbone_spec
 
 from conftest import TINY, TINY_SIZE, make_images
-from text_fixtures import make_texts, save_tiny_model
-
-
-@pytest.fixture(scope="module")
-def bert_dir(tmp_path_factory):
-    return save_tiny_model("bert", tmp_path_factory.mktemp("bert"))
-
-
-@pytest.fixture(scope="module")
-def texts():
-    return make_texts(32)
+from text_fixtures import make_texts
 
 
 def params(backbone, **overrides):
