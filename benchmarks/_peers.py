@@ -13,6 +13,7 @@ import functools
 import numpy as np
 import torch
 import torch.nn.functional as F
+from skorch import NeuralNetClassifier
 from torch import nn
 
 from skft import FineTunedClassifier, clear_cache
@@ -107,6 +108,21 @@ def trainable_only(optimizer_class):
         return optimizer_class(params, **kwargs)
 
     return make
+
+
+def skorch_peer(module, *, max_epochs, **kwargs):
+    """Plain skorch around ``module``: AdamW on the trainable parameters, shuffled batches, no validation split."""
+    return NeuralNetClassifier(
+        module,
+        criterion=torch.nn.CrossEntropyLoss,
+        optimizer=trainable_only(torch.optim.AdamW),
+        optimizer__weight_decay=1e-4,
+        max_epochs=max_epochs,
+        train_split=None,
+        iterator_train__shuffle=True,
+        verbose=0,
+        **kwargs,
+    )
 
 
 def hand_written_fit(X, y, *, n_frozen, lr, batch_size, epochs, seed, device):

@@ -19,7 +19,6 @@ import time
 
 import torch
 from sklearn.model_selection import GridSearchCV
-from skorch import NeuralNetClassifier
 
 from skft import FineTunedClassifier, clear_cache
 
@@ -31,7 +30,7 @@ from _peers import (
     hand_written_fit,
     preprocess,
     read_pretrained_weights,
-    trainable_only,
+    skorch_peer,
 )
 
 GRID = {"lr": [1e-3, 3e-3], "batch_size": [16, 32]}
@@ -46,18 +45,7 @@ def _timed_search(estimator, X, y, grid):
 
 
 def _skorch(module, device, **kwargs):
-    return NeuralNetClassifier(
-        module,
-        criterion=torch.nn.CrossEntropyLoss,
-        optimizer=trainable_only(torch.optim.AdamW),
-        optimizer__weight_decay=1e-4,
-        max_epochs=EPOCHS,
-        train_split=None,
-        iterator_train__shuffle=True,
-        device=device,
-        verbose=0,
-        **kwargs,
-    )
+    return skorch_peer(module, max_epochs=EPOCHS, device=device, **kwargs)
 
 
 def compare(images, labels, size, mode, device):

@@ -20,14 +20,13 @@ import torch
 from _text_peers import WIDTH, PadBatch, PeerTextNetwork, frozen_states, tokenize
 from sklearn.model_selection import GridSearchCV
 from sklearn.utils import check_random_state
-from skorch import NeuralNetClassifier
 
 from skft import FineTunedClassifier, clear_cache
 from skft._nn.network import build_head
 from skft._nn.seeding import FitGenerators
 from skft.datasets import load_movie_reviews
 
-from _peers import trainable_only
+from _peers import skorch_peer
 
 GRID = {"lr": [1e-3, 3e-3], "batch_size": [16, 32]}
 EPOCHS = 3
@@ -48,18 +47,12 @@ def _timed_search(estimator, X, y):
 
 
 def _skorch(module, collate=None, generator=None, **kwargs):
-    return NeuralNetClassifier(
+    return skorch_peer(
         module,
-        criterion=torch.nn.CrossEntropyLoss,
-        optimizer=trainable_only(torch.optim.AdamW),
-        optimizer__weight_decay=1e-4,
         max_epochs=EPOCHS,
-        train_split=None,
-        iterator_train__shuffle=True,
         iterator_train__collate_fn=collate,
         iterator_valid__collate_fn=collate,
         iterator_train__generator=generator,
-        verbose=0,
         **kwargs,
     )
 
