@@ -105,7 +105,7 @@ class SavedAsModelFile:
         document = {
             "estimator": type(self).__name__,
             "params": {key: to_json(value, key, _FIXES.get(key)) for key, value in self.get_params(deep=False).items()},
-            "fitted": {key: to_json(getattr(self, key), key) for key in self._saved_attributes},
+            "fitted": {key: to_json(getattr(self, key), key) for key in self._saved_attributes + ("lr_",)},
             "preprocessing": _saved_preprocessing(self.net_.module_.normalizer),
             "history": history_to_json(self.history_),
         }
@@ -180,6 +180,10 @@ class SavedAsModelFile:
             # The adapters came from the file, the weights from the pretrained ones: add them up as fit did.
             merge_adapters(network)
         estimator.prefix_key_ = estimator._prefix_key(network)
+        estimator.trainable_layers_ = len(network.backbone) - network.n_frozen
+        # Files written before lr_ was stored resolve it as their fit did (the defaults then may have differed).
+        fitted = document["fitted"]
+        estimator.lr_ = float(fitted["lr_"]) if "lr_" in fitted else estimator._resolved_lr()
         device = resolve_device(estimator.device if device is None else device)
         net = estimator._make_net(network, None, 0, device, snapshot_trainable(network))
         net.initialize()

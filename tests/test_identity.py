@@ -352,3 +352,5 @@ def test_files_written_by_b38b638_load_and_predict_as_when_saved():
     assert classifier.prefix_key_ == prefix_key(classifier.net_.module_, classifier.precision)
     np.testing.assert_allclose(classifier.predict_proba(X), expected["classifier_proba"], atol=1e-6)
     np.testing.assert_allclose(regressor.predict(X), expected["regressor_predict"], atol=1e-5)
+    # Those files predate lr_ in the file: it resolves from the saved parameters, trainable_layers_ from the network.
+    assert classifier.lr_ == float(classifier.lr) and classifier.trainable_layers_ >= 1

@@ -71,11 +71,21 @@ def test_classifier_round_trip_predicts_identically_with_every_attribute(fitted_
     assert isinstance(loaded.get_params()["head"], tuple)
     np.testing.assert_array_equal(loaded.classes_, clf.classes_)
     assert loaded.classes_.dtype == clf.classes_.dtype
-    for name in ("image_size_", "backbone_name_", "block_names_", "n_frozen_blocks_"):
+    for name in ("image_size_", "backbone_name_", "block_names_", "n_frozen_blocks_", "lr_", "trainable_layers_"):
         assert getattr(loaded, name) == getattr(clf, name), name
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
     np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
     assert loaded.history_[:, "train_loss"] == clf.history_[:, "train_loss"]
+
+
+def test_loaded_model_reports_the_lr_its_fit_used_even_if_the_defaults_change(tiny_params, tmp_path, monkeypatch):
+    X, y = make_images(16, n_classes=2, seed=0)
+    clf = FineTunedClassifier(**{**tiny_params, "lr": "auto"}).fit(X, y)
+    clf.save(tmp_path / "model.skft")
+    monkeypatch.setattr("skft._base.resolve_lr", lambda *args, **kwargs: 0.123)
+    loaded = skft.load(tmp_path / "model.skft")
+    assert loaded.lr_ == clf.lr_ != 0.123
+    assert loaded.trainable_layers_ == clf.trainable_layers_
 
 
 @pytest.mark.parametrize("two_d", [False, True])
