@@ -35,7 +35,7 @@ from ._nn.lora import merge_adapters
 from ._nn.model_file import from_json, history_to_json, plain_tensors, to_json, write_model_file
 from ._nn.network import TextInput
 from ._nn.regularizers import snapshot_trainable
-from .backbones import describe_mismatch, module_digest, resolve_backbone
+from .backbones import PretrainedWeightsMissing, describe_mismatch, module_digest, resolve_backbone
 
 #: The largest ``batch_size`` a model file may set.
 MAX_BATCH_SIZE = 4096
@@ -198,6 +198,12 @@ def _rebuild(estimator, normalisation, saved, path, read_weights):
     backbone = estimator.backbone
     try:
         network = estimator._build_network(read_weights=read_weights, normalisation=normalisation)
+    except (PretrainedWeightsMissing, FileNotFoundError) as error:
+        raise ValueError(
+            f"model file {path!r} stores only what its fit changed, so it needs the pretrained weights of backbone "
+            f"{backbone!r}, which cannot be read here: {error}. Make them available, or save the model again with "
+            "save(path, full=True) where they are: that file holds every weight and loads anywhere."
+        ) from None
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(
             f"model file {path!r} needs backbone {backbone!r}, which cannot be built here: {error}. Register the "

@@ -4,11 +4,14 @@ import functools
 import os
 import urllib.error
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torchvision import models
 
+import skft
+from skft import FineTunedClassifier
 from skft.backbones._torchvision import (
     build_torchvision_model,
     resolve_torchvision_weights,
@@ -311,3 +314,24 @@ def test_weights_files_live_in_the_hub_cache():
     path = torchvision_weights_file("resnet50", "IMAGENET1K_V2")
     assert path == os.path.join(torch.hub.get_dir(), "checkpoints", "resnet50-11ad3fa6.pth")
     assert torchvision_weights_file("resnet50", None) is None
+
+
+def test_a_file_of_changes_whose_pretrained_weights_are_missing_names_save_full(hub_checkpoints, monkeypatch, tmp_path):
+    def offline(url, *args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    torch.manual_seed(0)
+    torch.save(models.resnet18(weights=None, num_classes=1000).state_dict(), _resnet18_file(hub_checkpoints))
+    rng = np.random.default_rng(0)
+    X, y = rng.integers(0, 255, size=(8, 32, 32, 3), dtype=np.uint8), [0, 1] * 4
+    clf = FineTunedClassifier(
+        backbone="resnet18", mode="feature_extraction", image_size=32, max_epochs=1, random_state=0, device="cpu"
+    ).fit(X, y)
+    clf.save(tmp_path / "changes.skft")
+    clf.save(tmp_path / "full.skft", full=True)
+    _resnet18_file(hub_checkpoints).unlink()
+    skft.clear_cache()
+    np.testing.assert_allclose(skft.load(tmp_path / "full.skft").predict_proba(X), clf.predict_proba(X), atol=1e-6)
+    with pytest.raises(ValueError, match=r"stores only what its fit changed.*copy it to.*save\(path, full=True\)"):
+        skft.load(tmp_path / "changes.skft")

@@ -17,7 +17,7 @@ from ._registry import (
 from ._resolving import ResolvedBackbone, resolve_backbone, weights_identity
 from ._summary import BackboneSummary, describe_backbone, summarize_backbone
 from ._text import TEXT_POOLINGS, TextPool, TextPreprocessing, TextState, quiet_transformers
-from ._types import BackboneParts, Preprocessing
+from ._types import BackboneParts, Preprocessing, PretrainedWeightsMissing
 from ._weights_file import describe_mismatch
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "BackboneSpec",
     "BackboneSummary",
     "Preprocessing",
+    "PretrainedWeightsMissing",
     "RegistrationTravelsMixin",
     "ResolvedBackbone",
     "TEXT_POOLINGS",

@@ -47,7 +47,7 @@ from torch import nn
 from torchvision import models
 from torchvision.models import regnet
 
-from ._types import BackboneParts, Preprocessing
+from ._types import BackboneParts, Preprocessing, PretrainedWeightsMissing
 
 #: Families whose builders turn on the input transform (ImageNet to [-1, 1] statistics) with weights.
 _TRANSFORM_INPUT_MODELS = ("googlenet", "inception_v3")
@@ -248,7 +248,7 @@ def _load_state_dict(weights, progress):
     except Exception as exc:
         if os.path.isfile(path):
             raise ValueError(f"Could not read {path} ({exc}). Delete it and download {weights.url} again.") from exc
-        raise ValueError(
+        raise PretrainedWeightsMissing(
             f"The weights {weights} are not in the torch hub cache and could not be downloaded ({exc}). "
             f"On a machine with internet access, download {weights.url} and copy it to {path}."
         ) from exc

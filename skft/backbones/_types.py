@@ -12,6 +12,10 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 POOLINGS = ("avg", "avg_channels_last", "class_token")
 
 
+class PretrainedWeightsMissing(ValueError):
+    """The pretrained weights a backbone needs are not on this machine (and could not be downloaded)."""
+
+
 @dataclass(frozen=True)
 class Preprocessing:
     """What a backbone expects of its input images.
