@@ -251,6 +251,8 @@ class FineTunedEstimatorBase(
             # Frozen pretrained modules are shared between CPU networks while they fit; a continued
             # fit copies trained weights into its blocks, so it must own them.
             network = self._build_network(share_modules=device == "cpu" and not continues, generator=generators.head)
+            # Counted as built: a fit with mode="lora" merges its adapters into the weights afterwards.
+            n_trainable_params = sum(p.numel() for p in network.parameters() if p.requires_grad)
             if modality == "image":
                 samples = at_image_size(samples, self.image_size_)
             # Before a continued fit copies the previous weights in: L2-SP and drift_ measure from the pretrained ones.
@@ -285,6 +287,7 @@ class FineTunedEstimatorBase(
         self.history_ = net.history
         self.lr_ = self._resolved_lr()
         self.trainable_layers_ = len(network.backbone) - network.n_frozen
+        self.n_trainable_params_ = n_trainable_params
         self.drift_ = block_drift(network, starting_values)
         release_cached_gpu_memory(device)
         if interrupted:

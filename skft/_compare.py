@@ -1,5 +1,9 @@
 """compare_modes: the fine-tuning modes side by side, quality against cost, measured on the user's own data."""
 
+import os
+import tempfile
+import warnings
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -13,10 +17,11 @@ from sklearn.utils.multiclass import type_of_target
 
 from ._classification import FineTunedClassifier
 from ._images.source import as_image_source, at_image_size, image_batches
+from ._nn.lora import import_peft
 from ._regression import FineTunedRegressor
 from .backbones import backbone_modality
 
-COLUMNS = ["score_mean", "score_std", "fit_time", "trainable_params", "drift"]
+COLUMNS = ["score_mean", "score_std", "fit_time", "predict_time", "trainable_params", "file_bytes", "drift"]
 FLOOR_IMAGE_SIZE = 32
 
 
@@ -40,21 +45,40 @@ def _baseline(modality, is_classifier):
 
 
 def _candidates(estimator, is_classifier):
+    """(name, estimator) per row: the modes the backbone supports, from scratch, and the baseline."""
+    modality = backbone_modality(estimator.backbone)
+    modes = ["full", "repurpose", "feature_extraction"]
+    try:
+        import_peft()
+        modes.append("lora")
+    except ImportError as error:
+        warnings.warn(f"compare_modes leaves out the 'lora' row: {error}", UserWarning, stacklevel=3)
+    if modality == "text" and is_classifier:
+        modes.append("prompt")
     return [
-        ("full", clone(estimator).set_params(mode="full")),
-        ("repurpose", clone(estimator).set_params(mode="repurpose")),
-        ("feature_extraction", clone(estimator).set_params(mode="feature_extraction")),
+        *((mode, clone(estimator).set_params(mode=mode)) for mode in modes),
         ("full, weights=None", clone(estimator).set_params(mode="full", weights=None)),
-        _baseline(backbone_modality(estimator.backbone), is_classifier),
+        _baseline(modality, is_classifier),
     ]
 
 
 def _trainable_params(fitted):
     if not hasattr(fitted, "net_"):
         return int(np.size(fitted[-1].coef_) + np.size(fitted[-1].intercept_))
-    network = fitted.net_.module_
-    blocks = list(network.backbone)[network.n_frozen :]
-    return sum(p.numel() for part in blocks + [network.head] for p in part.parameters())
+    return fitted.n_trainable_params_
+
+
+def _file_bytes(fitted):
+    """Size of the file ``save`` writes (only what the fit changed); NaN where there is none (the baseline)."""
+    if not hasattr(fitted, "save"):
+        return np.nan
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "model.skft")
+        try:
+            fitted.save(path)
+        except TypeError:  # a parameter that is no plain value (an nn.Module backbone): no model file
+            return np.nan
+        return os.path.getsize(path)
 
 
 def _overall_drift(fitted):
@@ -64,13 +88,22 @@ def _overall_drift(fitted):
 
 
 def compare_modes(X, y, *, cv=5, **estimator_params):
-    """Cross-validate every fine-tuning mode, random initialisation and a linear baseline on ``X, y``.
+    """Cross-validate every mode the backbone supports, random initialisation and a linear baseline on ``X, y``.
 
-    Candidates: ``mode="full"``, ``"repurpose"`` and ``"feature_extraction"`` with the
-    pretrained weights; ``"full"`` with ``weights=None`` (what pretraining buys); and a
-    ``LogisticRegression`` (``Ridge`` for continuous targets) as the baseline a user would reach
-    for without fine-tuning: on raw pixels at 32 px for an image backbone, on TF-IDF features
-    (word 1-2-grams, sublinear tf, ``min_df=2``) for a text backbone.
+    Rows (index ``candidate``), in this order:
+
+    - ``"full"``, ``"repurpose"``, ``"feature_extraction"``: those modes with the pretrained weights.
+    - ``"lora"``: low-rank adapters on the blocks ``"repurpose"`` trains (the estimator's
+      ``trainable_layers``) and the head. Left out, with a ``UserWarning``, when peft is not
+      installed (``pip install "skft[lora]"``).
+    - ``"prompt"`` (classifiers of texts only): the encoder unchanged, each text given the class
+      whose prompt it is most similar to, with the estimator's ``prompt_template``,
+      ``label_prompts`` and ``prompt_tokens`` (zero-shot by default).
+    - ``"full, weights=None"``: the network trained from random initialisation (what pretraining buys).
+    - the baseline a user would reach for without fine-tuning, a ``LogisticRegression`` (``Ridge``
+      for continuous targets): ``"linear model on pixels"`` (raw pixels at 32 px) for an image
+      backbone, ``"TF-IDF + linear model"`` (word 1-2-grams, sublinear tf, ``min_df=2``) for a
+      text backbone.
 
     Parameters
     ----------
@@ -88,9 +121,26 @@ def compare_modes(X, y, *, cv=5, **estimator_params):
     Returns
     -------
     pandas.DataFrame
-        One row per candidate (index ``candidate``) with columns ``score_mean``, ``score_std``
-        (accuracy or R^2), ``fit_time`` (mean seconds per fold), ``trainable_params`` and
-        ``drift`` (mean relative distance of the trained blocks from their starting values).
+        One row per candidate with the columns of :data:`COLUMNS`:
+
+        - ``score_mean``, ``score_std``: accuracy or R^2 over the folds;
+        - ``fit_time``: mean seconds per fold to fit. A frozen prefix's activations are computed
+          once per image and reused by later fits in the process (folds, and ``"lora"`` after
+          ``"repurpose"``, which freeze the same blocks): the first fit on them pays that once;
+        - ``predict_time``: mean seconds per fold to predict and score the held-out part;
+        - ``trainable_params``: how many parameters the fit trained (the estimator's
+          ``n_trainable_params_``: for ``"lora"`` the adapters and the head, for zero-shot
+          ``"prompt"`` 0; for the baseline its coefficients and intercepts);
+        - ``file_bytes``: the size of the file ``save`` writes for the first fold's estimator
+          (by default only what the fit changed; NaN for the baseline, and for a backbone given
+          as an ``nn.Module``, which ``save`` refuses);
+        - ``drift``: mean relative distance of the trained blocks from their starting values
+          (NaN for the baseline).
+
+    Warns
+    -----
+    UserWarning
+        When peft is not installed: the ``"lora"`` row is left out.
 
     Examples
     --------
@@ -98,8 +148,10 @@ def compare_modes(X, y, *, cv=5, **estimator_params):
     >>> from skft import compare_modes
     >>> X = np.random.default_rng(0).integers(0, 255, size=(24, 32, 32), dtype=np.uint8)
     >>> table = compare_modes(X, [0, 1] * 12, cv=2, image_size=32, max_epochs=1, random_state=0)
+    >>> list(table.index)
+    ['full', 'repurpose', 'feature_extraction', 'lora', 'full, weights=None', 'linear model on pixels']
     >>> list(table.columns)
-    ['score_mean', 'score_std', 'fit_time', 'trainable_params', 'drift']
+    ['score_mean', 'score_std', 'fit_time', 'predict_time', 'trainable_params', 'file_bytes', 'drift']
     """
     import pandas as pd
 
@@ -112,7 +164,9 @@ def compare_modes(X, y, *, cv=5, **estimator_params):
             "score_mean": float(np.mean(result["test_score"])),
             "score_std": float(np.std(result["test_score"])),
             "fit_time": float(np.mean(result["fit_time"])),
+            "predict_time": float(np.mean(result["score_time"])),
             "trainable_params": _trainable_params(result["estimator"][0]),
+            "file_bytes": _file_bytes(result["estimator"][0]),
             "drift": float(np.mean([_overall_drift(fitted) for fitted in result["estimator"]])),
         }
     table = pd.DataFrame.from_dict(rows, orient="index", columns=COLUMNS)

@@ -153,6 +153,10 @@ SHARED_ATTRIBUTES = """\
         The learning rate the fit used (``lr``, or what ``"auto"`` resolved to).
     trainable_layers_ : int
         How many blocks trained: all of them for ``full``, none for ``feature_extraction``.
+    n_trainable_params_ : int
+        How many parameters the fit trained: the head's and the trainable blocks' (``mode="lora"``:
+        the adapters' and the head's, counted before the adapters were merged into the weights;
+        ``mode="prompt"``: the prompt vectors', 0 when zero-shot).
     prefix_key_ : str or None
         The activation cache's key of the frozen prefix: a digest of the frozen blocks as built
         (structure and tensors) and the preprocessing; None when nothing is cached (``mode="full"``,

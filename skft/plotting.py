@@ -119,20 +119,35 @@ def _names(table):
     return table.index.astype(str).tolist()
 
 
-def plot_compare_modes(df, ax=None):
-    """Plot score against fit time, one labelled point per mode (or candidate).
+#: The cost axes :func:`plot_compare_modes` can draw (columns of :func:`skft.compare_modes`), with their labels.
+COSTS = {
+    "fit_time": "fit time (s)",
+    "predict_time": "predict time (s)",
+    "trainable_params": "trained parameters",
+    "file_bytes": "model file size (bytes)",
+}
 
-    The axes fit the points with a margin (fit time on a log scale when the times span more than
-    a factor of :data:`LOG_SCALE_SPAN`), and each label is placed, every time the figure is drawn,
-    where it overlaps no other label and no point, leaning on a thin line to its point when it had
-    to move away from it.
+
+def plot_compare_modes(df, ax=None, cost="fit_time"):
+    """Plot quality against cost: score against fit time (or another cost), one labelled point per mode.
+
+    Rows without a value of the cost are left out (e.g. the baseline of :func:`skft.compare_modes`
+    has no model file). The axes fit the points with a margin (the cost on a log scale when its
+    positive values span more than a factor of :data:`LOG_SCALE_SPAN`; symmetric-log when a cost is
+    also 0, e.g. zero-shot prompting's trained parameters), and each label is placed, every time the
+    figure is drawn, where it overlaps no other label and no point, leaning on a thin line to its
+    point when it had to move away from it.
 
     Parameters
     ----------
     df : DataFrame or list of dict
-        Columns ``score_mean`` and ``fit_time`` (seconds), optionally ``score_std`` (drawn as error
-        bars), and the names in a ``mode`` or ``candidate`` column, or in the index.
+        Columns ``score_mean`` and the ``cost`` column, optionally ``score_std`` (drawn as error
+        bars), and the names in a ``mode`` or ``candidate`` column, or in the index: e.g. the
+        table :func:`skft.compare_modes` returns.
     ax : matplotlib Axes, optional
+    cost : {"fit_time", "predict_time", "trainable_params", "file_bytes"}, default="fit_time"
+        The column on the horizontal axis: seconds per fold to fit or to predict, parameters
+        trained, or bytes of the saved model file.
 
     Returns
     -------
@@ -141,46 +156,62 @@ def plot_compare_modes(df, ax=None):
     Examples
     --------
     >>> from skft.plotting import plot_compare_modes
-    >>> fig = plot_compare_modes([{"mode": "full", "score_mean": 0.9, "fit_time": 30.0},
-    ...                           {"mode": "feature_extraction", "score_mean": 0.8, "fit_time": 5.0}])
-    >>> fig.axes[0].get_xlabel()
+    >>> table = [{"mode": "full", "score_mean": 0.9, "fit_time": 30.0, "file_bytes": 14e6},
+    ...          {"mode": "feature_extraction", "score_mean": 0.8, "fit_time": 5.0, "file_bytes": 6e3}]
+    >>> plot_compare_modes(table).axes[0].get_xlabel()
     'fit time (s)'
+    >>> plot_compare_modes(table, cost="file_bytes").axes[0].get_xlabel()
+    'model file size (bytes)'
     """
+    if cost not in COSTS:
+        raise ValueError(f"cost must be one of {sorted(COSTS)}. Got {cost!r} instead.")
     table = pd.DataFrame(df)
-    missing = {"score_mean", "fit_time"} - set(table.columns)
+    missing = {"score_mean", cost} - set(table.columns)
     if missing:
-        raise ValueError(f"plot_compare_modes needs columns score_mean and fit_time; {sorted(missing)} missing.")
+        raise ValueError(
+            f"plot_compare_modes needs columns score_mean and {cost} (cost={cost!r}); {sorted(missing)} missing."
+        )
+    table = table[table[cost].notna()]
+    if table.empty:
+        raise ValueError(f"plot_compare_modes has no row with a value of {cost!r} to draw.")
     ax = _axes(ax)
-    times = table["fit_time"].to_numpy(dtype=float)
+    costs = table[cost].to_numpy(dtype=float)
     scores = table["score_mean"].to_numpy(dtype=float)
     errors = table["score_std"].to_numpy(dtype=float) if "score_std" in table else np.zeros_like(scores)
-    ax.errorbar(times, scores, yerr=errors if "score_std" in table else None, fmt="o", capsize=4)
-    log_x = times.min() > 0 and times.max() > LOG_SCALE_SPAN * times.min()
-    if log_x:
-        ax.set_xscale("log")
-    ax.set_xlim(_padded(times, times, log=log_x))
-    ax.set_ylim(_padded(scores - errors, scores + errors, log=False))
-    ax.set_xlabel("fit time (s)")
+    ax.errorbar(costs, scores, yerr=errors if "score_std" in table else None, fmt="o", capsize=4)
+    _set_cost_scale(ax, costs)
+    ax.set_xlim(_padded(ax.xaxis, costs, costs))
+    ax.set_ylim(_padded(ax.yaxis, scores - errors, scores + errors))
+    ax.set_xlabel(COSTS[cost])
     ax.set_ylabel("score")
-    ax.add_artist(_PointLabels(ax, _names(table), times, scores, errors))
+    ax.add_artist(_PointLabels(ax, _names(table), costs, scores, errors))
     return ax.figure
 
 
 LOG_SCALE_SPAN = 10
-"""Fit times spanning more than this factor are drawn on a log axis."""
+"""Costs whose positive values span more than this factor are drawn on a log axis."""
 
 MARGIN = 0.15
 """Room around the points, as a fraction of the data's span on each axis (labels go there)."""
 
 
-def _padded(low, high, log):
-    """Axis limits around ``low.min()`` .. ``high.max()``, :data:`MARGIN` on both sides (log space if ``log``)."""
-    lo, hi = np.nanmin(low), np.nanmax(high)
-    if log:
-        lo, hi = np.log10(lo), np.log10(hi)
+def _set_cost_scale(ax, costs):
+    """A log axis for costs spanning orders of magnitude (symmetric-log, linear up to the least one, with zeros)."""
+    positive = costs[costs > 0]
+    if len(positive) == 0 or positive.max() <= LOG_SCALE_SPAN * positive.min():
+        return
+    if len(positive) == len(costs):
+        ax.set_xscale("log")
+    else:
+        ax.set_xscale("symlog", linthresh=positive.min())
+
+
+def _padded(axis, low, high):
+    """Limits around ``low.min()`` .. ``high.max()``, :data:`MARGIN` on both sides in the ``axis``'s scale."""
+    scale = axis.get_transform()
+    lo, hi = scale.transform(np.array([np.nanmin(low), np.nanmax(high)], dtype=float))
     span = hi - lo if hi > lo else max(abs(hi), 1.0) * 0.1
-    lo, hi = lo - MARGIN * span, hi + MARGIN * span
-    return (10**lo, 10**hi) if log else (lo, hi)
+    return tuple(scale.inverted().transform(np.array([lo - MARGIN * span, hi + MARGIN * span])))
 
 
 # Where a label may sit, in points from its point, nearest first: beside it (right, left), above,

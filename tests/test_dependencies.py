@@ -1,4 +1,4 @@
-"""What an install needs: matplotlib and mlxtend are extras, and their absence is explained by name."""
+"""What an install needs: matplotlib, mlxtend and peft are extras, and their absence is explained by name."""
 
 import importlib.metadata
 import re
@@ -24,7 +24,7 @@ _WITHOUT_EXTRAS = textwrap.dedent(
 
     class Missing:
         def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in ("matplotlib", "mlxtend"):
+            if name.split(".")[0] in ("matplotlib", "mlxtend", "peft"):
                 raise ModuleNotFoundError(f"No module named {{name!r}}")
 
     sys.meta_path.insert(0, Missing())
@@ -35,6 +35,10 @@ _WITHOUT_EXTRAS = textwrap.dedent(
     X, y = make_images(16)
     clf = skft.FineTunedClassifier(TINY, image_size=TINY_SIZE, max_epochs=1, random_state=0, device="cpu")
     print("fit", clf.fit(X, y).predict(X).shape)
+    try:
+        clf.set_params(mode="lora").fit(X, y)
+    except ImportError as error:
+        print("lora:", error)
     try:
         import skft.plotting
     except ImportError as error:
@@ -55,3 +59,4 @@ def test_import_and_fit_work_without_the_extras_and_their_absence_names_the_extr
     assert "fit (16,)" in result.stdout
     assert "plotting:" in result.stdout and "skft[plots]" in result.stdout
     assert "mnist:" in result.stdout and "skft[demo]" in result.stdout
+    assert "lora:" in result.stdout and "skft[lora]" in result.stdout

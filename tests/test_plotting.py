@@ -139,3 +139,60 @@ def test_compare_modes_fit_times_spanning_more_than_tenfold_go_on_a_log_axis():
     assert ax.get_xscale() == "log"
     x0, x1 = ax.get_xlim()
     assert x0 < 3.0 and 97.0 < x1 and np.log(x1 / x0) < 2 * np.log(97 / 3)
+
+
+COMPARE_TABLE = pd.DataFrame(
+    {  # the shape of compare_modes' table on a text backbone
+        "score_mean": [0.94, 0.93, 0.88, 0.935, 0.70, 0.55, 0.82],
+        "score_std": [0.01, 0.01, 0.02, 0.01, 0.0, 0.05, 0.02],
+        "fit_time": [97.0, 20.0, 3.0, 22.0, 0.5, 95.0, 0.8],
+        "predict_time": [2.0, 2.0, 0.3, 2.1, 0.3, 2.0, 0.05],
+        "trainable_params": [3_400_000, 900_000, 12_000, 80_000, 0, 3_400_000, 20_000],
+        "file_bytes": [14e6, 3.6e6, 50e3, 340e3, 8e3, 14e6, np.nan],
+        "drift": [0.05, 0.04, 0.0, 0.01, 0.0, 0.9, np.nan],
+    },
+    index=pd.Index(
+        ["full", "repurpose", "feature_extraction", "lora", "prompt", "full, weights=None", "TF-IDF + linear model"],
+        name="candidate",
+    ),
+)
+COST_LABELS = {
+    "fit_time": "fit time (s)",
+    "predict_time": "predict time (s)",
+    "trainable_params": "trained parameters",
+    "file_bytes": "model file size (bytes)",
+}
+
+
+@pytest.mark.parametrize("cost", sorted(COST_LABELS))
+def test_compare_modes_draws_score_against_each_cost_with_its_unit(cost):
+    fig = plot_compare_modes(COMPARE_TABLE, cost=cost)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == COST_LABELS[cost]
+    drawn = COMPARE_TABLE[COMPARE_TABLE[cost].notna()]
+    assert [text.get_text() for text in ax.texts] == list(drawn.index)  # no model file: no point
+    x0, x1 = ax.get_xlim()
+    assert x0 < drawn[cost].min() and drawn[cost].max() < x1
+    boxes = _label_boxes(fig)
+    assert not [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :] if a.overlaps(b)]
+
+
+def test_compare_modes_costs_spanning_orders_of_magnitude_with_a_zero_go_on_a_symlog_axis():
+    assert plot_compare_modes(COMPARE_TABLE, cost="file_bytes").axes[0].get_xscale() == "log"
+    ax = plot_compare_modes(COMPARE_TABLE, cost="trainable_params").axes[0]
+    assert ax.get_xscale() == "symlog"  # zero-shot prompting trains nothing: 0 has no place on a log axis
+    assert ax.get_xlim()[0] < 0
+
+
+def test_compare_modes_default_cost_is_fit_time():
+    assert plot_compare_modes(COMPARE_TABLE).axes[0].get_xlabel() == "fit time (s)"
+
+
+def test_compare_modes_refuses_an_unknown_cost():
+    with pytest.raises(ValueError, match=r"cost must be one of \['file_bytes', 'fit_time'.*Got 'memory'"):
+        plot_compare_modes(COMPARE_TABLE, cost="memory")
+
+
+def test_compare_modes_names_the_missing_cost_column():
+    with pytest.raises(ValueError, match=r"score_mean and file_bytes.*\['file_bytes'\] missing"):
+        plot_compare_modes(COMPARE_TABLE.drop(columns="file_bytes"), cost="file_bytes")

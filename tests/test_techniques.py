@@ -3,7 +3,7 @@ import pytest
 import torch
 from skorch.callbacks import Callback
 
-from skft import FineTunedClassifier, compare_modes
+from skft import FineTunedClassifier
 from skft.callbacks import GradualUnfreezing
 
 from conftest import make_images
@@ -146,25 +146,3 @@ def test_bad_technique_parameters(tiny_params, params, match):
     X, y = make_images(8)
     with pytest.raises(ValueError, match=match):
         FineTunedClassifier(**{**tiny_params, **params}).fit(X, y)
-
-
-def test_compare_modes_table(tiny_params):
-    X, y = make_images(24, size=16)
-    params = {k: v for k, v in tiny_params.items()}
-    table = compare_modes(X, y, cv=2, **params)
-    assert list(table.index) == [
-        "full",
-        "repurpose",
-        "feature_extraction",
-        "full, weights=None",
-        "linear model on pixels",
-    ]
-    assert list(table.columns) == ["score_mean", "score_std", "fit_time", "trainable_params", "drift"]
-    assert table.loc["feature_extraction", "drift"] == 0.0
-    assert (
-        table.loc["full", "trainable_params"]
-        > table.loc["repurpose", "trainable_params"]
-        > table.loc["feature_extraction", "trainable_params"]
-    )
-    regression = compare_modes(X, y * 1.5 + 0.25, cv=2, **params)
-    assert regression.shape == (5, 5)

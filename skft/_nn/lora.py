@@ -24,10 +24,28 @@ Targets, per family:
 Embeddings, normalisation layers and biases are never adapted; they stay frozen.
 """
 
+import sys
+
 from torch import nn
 
 #: The name peft gives the one adapter skft attaches.
 ADAPTER = "default"
+#: What a user without peft is told.
+LORA_EXTRA_HINT = "mode='lora' needs the lora extra: pip install \"skft[lora]\" (peft)."
+
+
+def import_peft():
+    """Import and return ``peft``, or raise an ImportError naming the ``lora`` extra.
+
+    Returns
+    -------
+    module
+    """
+    try:
+        import peft
+    except ImportError as error:
+        raise ImportError(LORA_EXTRA_HINT) from error
+    return peft
 
 
 def lora_settings(rank, alpha, dropout):
@@ -63,20 +81,19 @@ def add_adapters(block, settings):
     int
         How many layers got an adapter (0 for a block with no targeted layer, e.g. an embedding block).
     """
-    from peft import LoraConfig, inject_adapter_in_model
-
+    peft = import_peft()
     _replace_pointwise_same_padding_convs(block)
     targets = adapted_layer_names(block)
     block.requires_grad_(False)
     if targets:
-        config = LoraConfig(
+        config = peft.LoraConfig(
             r=settings["rank"],
             lora_alpha=settings["alpha"],
             lora_dropout=settings["dropout"],
             target_modules=targets,
             bias="none",
         )
-        inject_adapter_in_model(config, block, adapter_name=ADAPTER)
+        peft.inject_adapter_in_model(config, block, adapter_name=ADAPTER)
     return len(targets)
 
 
@@ -153,9 +170,10 @@ def adapter_layers(module):
     -------
     list of peft.tuners.lora.LoraLayer
     """
-    from peft.tuners.lora import LoraLayer
-
-    return [layer for layer in module.modules() if isinstance(layer, LoraLayer)]
+    lora = sys.modules.get("peft.tuners.lora")
+    if lora is None:  # peft was never imported (or is not installed): no layer can hold an adapter
+        return []
+    return [layer for layer in module.modules() if isinstance(layer, lora.LoraLayer)]
 
 
 def merge_adapters(module):
