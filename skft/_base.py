@@ -252,7 +252,7 @@ class FineTunedEstimatorBase(
             # fit copies trained weights into its blocks, so it must own them.
             network = self._build_network(share_modules=device == "cpu" and not continues, generator=generators.head)
             # Counted as built: a fit with mode="lora" merges its adapters into the weights afterwards.
-            n_trainable_params = sum(p.numel() for p in network.parameters() if p.requires_grad)
+            n_trainable_params = network.n_trainable_parameters()
             if modality == "image":
                 samples = at_image_size(samples, self.image_size_)
             # Before a continued fit copies the previous weights in: L2-SP and drift_ measure from the pretrained ones.

@@ -181,6 +181,7 @@ class SavedAsModelFile:
             merge_adapters(network)
         estimator.prefix_key_ = estimator._prefix_key(network)
         estimator.trainable_layers_ = len(network.backbone) - network.n_frozen
+        estimator.n_trainable_params_ = network.n_trainable_parameters()
         # Files written before lr_ was stored resolve it as their fit did (the defaults then may have differed).
         fitted = document["fitted"]
         estimator.lr_ = float(fitted["lr_"]) if "lr_" in fitted else estimator._resolved_lr()

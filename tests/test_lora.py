@@ -122,6 +122,7 @@ def test_save_load_round_trip_cold_cache(fitted, tmp_path):
     loaded = skft.load(tmp_path / "lora.skft")
     np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), atol=1e-6)
     assert loaded.lora_alpha_ == clf.lora_alpha_
+    assert loaded.n_trainable_params_ == clf.n_trainable_params_ > 0
 
 
 def test_lite0_pointwise_convs_become_plain_and_compute_the_same():

@@ -71,7 +71,8 @@ def test_classifier_round_trip_predicts_identically_with_every_attribute(fitted_
     assert isinstance(loaded.get_params()["head"], tuple)
     np.testing.assert_array_equal(loaded.classes_, clf.classes_)
     assert loaded.classes_.dtype == clf.classes_.dtype
-    for name in ("image_size_", "backbone_name_", "block_names_", "n_frozen_blocks_", "lr_", "trainable_layers_"):
+    for name in ("image_size_", "backbone_name_", "block_names_", "n_frozen_blocks_", "lr_", "trainable_layers_",
+                 "n_trainable_params_"):  # fmt: skip
         assert getattr(loaded, name) == getattr(clf, name), name
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
     np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))

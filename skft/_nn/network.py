@@ -307,6 +307,15 @@ class FineTuneNetwork(nn.Module):
             add_adapters(block, settings)
         self.train_only(is_adapter_parameter)
 
+    def n_trainable_parameters(self):
+        """How many parameter values train: those with ``requires_grad`` (LoRA: adapters and head).
+
+        Returns
+        -------
+        int
+        """
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
     def train_only(self, predicate):
         """In the blocks after the frozen prefix, train only the parameters ``predicate`` accepts.
 
