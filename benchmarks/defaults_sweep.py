@@ -49,8 +49,9 @@ RECIPES = {
     "full_lr_decay": ({"mode": "full", "lr_decay": 0.7}, [3e-4, 1e-3]),
     "full_l2sp": ({"mode": "full", "l2sp_alpha": 1e-2}, [3e-4, 1e-3]),
     "scratch": ({"mode": "full", "weights": None}, [1e-3, 3e-3, 1e-2]),
-    "lora_3": ({"mode": "lora", "trainable_layers": 3}, [1e-3, 3e-3]),
-    "lora_all": ({"mode": "lora", "trainable_layers": None}, [1e-3, 3e-3, 1e-2]),
+    "lora_3": ({"mode": "lora", "trainable_layers": 3}, [3e-4, 1e-3, 3e-3]),
+    "lora_all": ({"mode": "lora", "trainable_layers": None}, [3e-4, 1e-3, 3e-3, 1e-2]),
+    "lora_all_rank16": ({"mode": "lora", "trainable_layers": None, "lora_rank": 16}, [1e-3]),
     # The estimator's own defaults (lr="auto", trainable_layers="auto", ...): checks what ships.
     "default_feature_extraction": ({"mode": "feature_extraction"}, ["auto"]),
     "default_repurpose": ({"mode": "repurpose"}, ["auto"]),
