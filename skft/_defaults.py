@@ -12,7 +12,7 @@ shipped image backbone, conservative for ``full``.
 from dataclasses import dataclass
 
 AUTO = "auto"
-#: Modes without measured values of their own, and the mode whose value they use until measured.
+#: For a backbone whose table has no value for these modes: the mode whose value they use.
 _MEASURED_LIKE = {"lora": "repurpose", "prompt": "feature_extraction"}
 
 
@@ -23,8 +23,9 @@ class BackboneDefaults:
     Parameters
     ----------
     lr : dict of str to float
-        Learning rate per mode (``"full"``, ``"repurpose"``, ``"feature_extraction"``), and
-        ``"scratch"``: ``mode="full"`` with ``weights=None`` (random initialisation).
+        Learning rate per mode (``"full"``, ``"repurpose"``, ``"feature_extraction"``, optionally
+        ``"lora"`` and ``"prompt"``), and ``"scratch"``: ``mode="full"`` with ``weights=None``
+        (random initialisation).
     trainable_layers : int
         Blocks that train with ``mode="repurpose"``, counted back from ``feature_layer`` (capped at
         the blocks there are).
@@ -39,7 +40,7 @@ class BackboneDefaults:
 
 DEFAULTS = {
     "efficientnet_lite0": BackboneDefaults(
-        lr={"full": 3e-4, "repurpose": 3e-4, "feature_extraction": 3e-3, "scratch": 1e-3},
+        lr={"full": 3e-4, "repurpose": 3e-4, "feature_extraction": 3e-3, "lora": 1e-3, "scratch": 1e-3},
         trainable_layers=3,
         measured=True,
     ),
@@ -93,8 +94,10 @@ def resolve_lr(lr, backbone_name, mode, pretrained):
     table = backbone_defaults(backbone_name).lr
     if mode == "full" and not pretrained:
         return table["scratch"]
-    # Not measured yet: adapters train like the last blocks; learned prompts like a head.
-    return table[_MEASURED_LIKE.get(mode, mode)]
+    if mode in table:
+        return table[mode]
+    # Not measured for this backbone: adapters train like the last blocks; learned prompts like a head.
+    return table[_MEASURED_LIKE[mode]]
 
 
 def resolve_trainable_layers(trainable_layers, backbone_name, n_blocks):

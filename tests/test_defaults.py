@@ -50,6 +50,16 @@ def test_shipped_backbone_has_measured_defaults():
     assert resolve_lr(0.5, "efficientnet_lite0", "full", pretrained=True) == 0.5
 
 
+def test_lora_uses_its_own_measured_value_else_the_repurpose_one():
+    assert (
+        resolve_lr("auto", "efficientnet_lite0", "lora", pretrained=True) == DEFAULTS["efficientnet_lite0"].lr["lora"]
+    )
+    assert "lora" not in DEFAULTS["all-MiniLM-L6-v2"].lr
+    assert resolve_lr("auto", "all-MiniLM-L6-v2", "lora", pretrained=True) == resolve_lr(
+        "auto", "all-MiniLM-L6-v2", "repurpose", pretrained=True
+    )
+
+
 def test_a_number_passes_through(tiny_params):
     X, y = make_images(16)
     clf = FineTunedClassifier(mode="full", **{**tiny_params, "lr": 0.05}).fit(X, y)

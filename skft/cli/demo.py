@@ -86,7 +86,6 @@ def run_demo(out_dir, quick=False, verbose=1):
         image_size=settings.image_size,
         max_epochs=settings.max_epochs,
         early_stopping=True,
-        n_iter_no_change=2,
         random_state=0,
         verbose=int(verbose > 1),
     )
