@@ -230,6 +230,7 @@ def main():
     parser.add_argument("data", choices=["mnist", "text"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--cv", action="store_true", help="also cross-validate each fine-tuning row (text)")
+    parser.add_argument("--skip", nargs="+", default=[], metavar="ROW", help="rows not to measure, by name")
     parser.add_argument("--table", action="store_true", help="only print the tables from the results file")
     parser.add_argument("--out", type=Path, help="results file (default: benchmarks/results_modes_<data>.jsonl)")
     args = parser.parse_args()
@@ -238,7 +239,7 @@ def main():
         for seed in args.seeds:
             recorded = {row["row"]: row for row in load_rows(path) if row["seed"] == seed}
             for name, measure in rows_for_seed(args.data, seed, args.cv, recorded):
-                if name in recorded:
+                if name in recorded or name in args.skip:
                     continue
                 row = {"row": name, "seed": seed} | measure()
                 recorded[name] = row
