@@ -44,6 +44,8 @@ RECIPES = {
     "repurpose_1": ({"mode": "repurpose", "trainable_layers": 1}, [3e-4, 1e-3, 3e-3]),
     "repurpose_2": ({"mode": "repurpose", "trainable_layers": 2}, [3e-4, 1e-3, 3e-3]),
     "repurpose_3": ({"mode": "repurpose", "trainable_layers": 3}, [3e-4, 1e-3, 3e-3]),
+    "repurpose_5": ({"mode": "repurpose", "trainable_layers": 5}, [3e-4, 1e-3]),
+    "repurpose_6": ({"mode": "repurpose", "trainable_layers": 6}, [3e-4, 1e-3]),
     "full": ({"mode": "full"}, [1e-4, 3e-4, 1e-3]),
     "full_warmup": ({"mode": "full", "warmup_epochs": 1}, [1e-4, 3e-4, 1e-3]),
     "full_lr_decay": ({"mode": "full", "lr_decay": 0.7}, [3e-4, 1e-3]),

@@ -201,18 +201,19 @@ def load_rows(path):
 
 
 def print_table(data, rows):
-    """One line per row name: means (and spread) over the recorded seeds."""
-    names = list(dict.fromkeys(row["row"] for row in rows))
-    print(f"{'row':<36} seeds accuracy (mean ± std)  fit s  trainable params  file bytes (full file)   drift")
-    for name in names:
+    """A markdown table, one line per row name: means (and spread) over the recorded seeds."""
+    print("| row | seeds | held-out accuracy (mean ± std) | fit time | trained parameters | file (`save`) | drift |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for name in dict.fromkeys(row["row"] for row in rows):
         runs = [row for row in rows if row["row"] == name]
-        acc = np.array([row["accuracy"] for row in runs])
-        fit_time = np.mean([row["fit_time"] for row in runs])
-        line = f"{name:<36} {len(runs):>5} {acc.mean():.3f} ± {acc.std():.3f}        {fit_time:6.1f}"
+        accuracy = np.array([row["accuracy"] for row in runs])
+        line = f"| {name} | {len(runs)} | {accuracy.mean():.3f} ± {accuracy.std():.3f} | "
+        line += f"{np.mean([row['fit_time'] for row in runs]):.0f} s |"
         if "trainable_params" in runs[0]:
-            first = runs[0]
-            line += f"  {first['trainable_params']:>16,}  {first['file_bytes']:>10,} ({first['file_bytes_full']:,})"
-            line += f"  {np.mean([r['drift'] for r in runs]):.3f}"
+            drift = np.mean([row["drift"] for row in runs])
+            line += f" {runs[0]['trainable_params']:,} | {runs[0]['file_bytes'] / 1e6:.2f} MB | {drift:.3f} |"
+        else:
+            line += " | | |"
         print(line)
     with_cv = [row for row in rows if "cv" in row]
     seeds = sorted({row["seed"] for row in with_cv})
@@ -223,6 +224,10 @@ def print_table(data, rows):
             picked.append(best["accuracy"])
             print(f"seed {seed}: best by CV {best['row']} (CV {best['cv']:.3f}), held-out {best['accuracy']:.3f}")
         print(f"skft, best by CV on the training set: {np.mean(picked):.3f} (mean of {len(picked)} seeds)")
+    for row in rows:
+        if row["row"] == ZERO_SHOT:
+            print(f"seed {row['seed']}: prompt chosen by CV {row['chosen_params']}: held-out {row['accuracy']:.3f}, "
+                  f"best candidate there {row['best_held_out']:.3f}")  # fmt: skip
 
 
 def main():
