@@ -56,7 +56,7 @@ class DemoSettings:
 
 
 FULL = DemoSettings(n_train=1500, n_train_full=500, max_epochs=6, cv=2)
-QUICK = DemoSettings(n_train=800, n_train_full=100, max_epochs=6, cv=2, grid={"lr": ["auto", 1e-3], "batch_size": [32]})
+QUICK = DemoSettings(n_train=800, n_train_full=100, max_epochs=5, cv=2, grid={"lr": ["auto", 1e-3], "batch_size": [32]})
 
 
 def run_demo(out_dir, quick=False, verbose=1):
