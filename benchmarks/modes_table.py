@@ -81,11 +81,6 @@ def text_split(seed):
     return texts[train], labels[train], texts[test], labels[test]
 
 
-def trainable_params(clf):
-    """Parameters the fit trained (LoRA: adapters and head; they stay in the module after merging)."""
-    return sum(p.numel() for p in clf.net_.module_.parameters() if p.requires_grad)
-
-
 def file_bytes(clf, **save_kwargs):
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "model.skft")
@@ -105,7 +100,7 @@ def measure_fit(estimator, X_train, y_train, X_test, y_test):
         "accuracy": accuracy,
         "fit_time": fit_time,
         "predict_time": time.perf_counter() - start,
-        "trainable_params": trainable_params(estimator),
+        "trainable_params": estimator.n_trainable_params_,
         "file_bytes": file_bytes(estimator),
         "file_bytes_full": file_bytes(estimator, full=True),
         "drift": float(np.mean([v for v in estimator.drift_.values() if v > 0] or [0.0])),

@@ -286,7 +286,7 @@ class FineTunedEstimatorBase(
         self.net_ = net
         self.history_ = net.history
         self.lr_ = self._resolved_lr()
-        self.trainable_layers_ = len(network.backbone) - network.n_frozen
+        self.trainable_layers_ = network.n_blocks_after_prefix
         self.n_trainable_params_ = n_trainable_params
         self.drift_ = block_drift(network, starting_values)
         release_cached_gpu_memory(device)

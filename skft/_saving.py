@@ -180,7 +180,7 @@ class SavedAsModelFile:
             # The adapters came from the file, the weights from the pretrained ones: add them up as fit did.
             merge_adapters(network)
         estimator.prefix_key_ = estimator._prefix_key(network)
-        estimator.trainable_layers_ = len(network.backbone) - network.n_frozen
+        estimator.trainable_layers_ = network.n_blocks_after_prefix
         estimator.n_trainable_params_ = network.n_trainable_parameters()
         # Files written before lr_ was stored resolve it as their fit did (the defaults then may have differed).
         fitted = document["fitted"]

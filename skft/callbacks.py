@@ -82,7 +82,7 @@ class GradualUnfreezing(Callback):
     def on_epoch_begin(self, net, **kwargs):
         module = unwrapped(net.module_)
         epoch = len(net.history) - 1
-        module.set_trainable_blocks(self.trainable_at(epoch, len(module.backbone) - module.n_frozen))
+        module.set_trainable_blocks(self.trainable_at(epoch, module.n_blocks_after_prefix))
 
 
 class EpochsCompleted(Callback):

@@ -265,7 +265,7 @@ class FineTuneNetwork(nn.Module):
         self.pool = make_pool(pooling)
         self.head = head
         self.n_frozen = n_frozen
-        self.n_trainable = len(self.backbone) - n_frozen
+        self.n_trainable = self.n_blocks_after_prefix
         self.bn_trainable = bn_trainable
         self.autocast_dtype = autocast_dtype
         self.trains_only = None
@@ -307,6 +307,16 @@ class FineTuneNetwork(nn.Module):
             add_adapters(block, settings)
         self.train_only(is_adapter_parameter)
 
+    @property
+    def n_blocks_after_prefix(self):
+        """How many blocks follow the frozen prefix: those a fit may train.
+
+        Returns
+        -------
+        int
+        """
+        return len(self.backbone) - self.n_frozen
+
     def n_trainable_parameters(self):
         """How many parameter values train: those with ``requires_grad`` (LoRA: adapters and head).
 
@@ -343,7 +353,7 @@ class FineTuneNetwork(nn.Module):
         n_trainable : int
             From 0 (head only) to ``len(backbone) - n_frozen``.
         """
-        maximum = len(self.backbone) - self.n_frozen
+        maximum = self.n_blocks_after_prefix
         if not 0 <= n_trainable <= maximum:
             raise ValueError(f"n_trainable must lie in 0..{maximum}. Got {n_trainable!r} instead.")
         self.n_trainable = n_trainable
