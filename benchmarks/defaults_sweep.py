@@ -16,6 +16,11 @@ Data (all offline):
   images; validation: 300; training images drawn per seed from the other 1,000.
 - ``lfw``: scikit-image's ``lfw_subset`` (100 faces, 100 non-faces, 25 x 25 px). Per seed a
   stratified split: 100 to train, 50 to validate, 50 to test.
+- ``reviews`` (text, all-MiniLM-L6-v2): the 4,866 Rotten Tomatoes snippets of
+  ``skft.datasets.load_movie_reviews`` (fresh or rotten), shuffled with seed 0. Test: the first
+  1,000; validation: the next 500; training texts drawn per seed from the other 3,366. Text recipes
+  have their own learning-rate grids (``TEXT_LRS``), centred on the literature's values; ``--image-size``
+  does not apply (recorded as null).
 
 Run (lean default grid; ``nice`` because the machine is shared)::
 
@@ -59,8 +64,20 @@ RECIPES = {
     "default_repurpose": ({"mode": "repurpose"}, ["auto"]),
     "default_full": ({"mode": "full"}, ["auto"]),
 }
+# Text recipes (data set "reviews") -> learning rates tried: BERT-style encoders fine-tune at 2e-5..1e-4
+# with every layer training, higher with fewer layers; a head alone, higher still.
+TEXT_LRS = {
+    "feature_extraction": [1e-3, 3e-3, 1e-2, 3e-2],
+    "repurpose_2": [1e-4, 3e-4, 1e-3],
+    "full": [2e-5, 5e-5, 1e-4, 2e-4],
+    "lora_all": [3e-4, 1e-3, 3e-3],
+    "default_feature_extraction": ["auto"],
+    "default_repurpose": ["auto"],
+    "default_full": ["auto"],
+}
+TEXT_BACKBONE = "all-MiniLM-L6-v2"
 DEFAULT_RECIPES = ["feature_extraction", "repurpose_1", "repurpose_2", "repurpose_3", "full", "full_warmup"]
-DEFAULT_SIZES = {"mnist": [300, 1000], "digits": [300], "lfw": [100]}
+DEFAULT_SIZES = {"mnist": [300, 1000], "digits": [300], "lfw": [100], "reviews": [500, 2000]}
 
 
 def load_dataset(name, seed, n_train):
@@ -88,8 +105,14 @@ def load_dataset(name, seed, n_train):
         # Interleave the two classes so that every prefix is balanced.
         order = order.reshape(2, 100).T.reshape(-1)
         pool, valid, test = order[:100], order[100:150], order[150:]
+    elif name == "reviews":
+        from skft.datasets import load_movie_reviews
+
+        images, labels = load_movie_reviews()
+        order = np.random.default_rng(0).permutation(len(images))
+        test, valid, pool = order[:1000], order[1000:1500], order[1500:]
     else:
-        raise ValueError(f"unknown data set {name!r}; choose from mnist, digits, lfw.")
+        raise ValueError(f"unknown data set {name!r}; choose from mnist, digits, lfw, reviews.")
     if n_train > len(pool):
         raise ValueError(f"{name} has {len(pool)} training images; --sizes asked for {n_train}.")
     train = pool[:n_train] if name == "lfw" else rng.choice(pool, n_train, replace=False)
@@ -100,10 +123,22 @@ def run_key(record):
     return tuple(str(record[k]) for k in ("dataset", "n_train", "seed", "recipe", "lr", "epochs", "image_size"))
 
 
+def learning_rates(dataset, recipe, lrs):
+    """The rates to try: ``--lrs`` if given, else the recipe's grid for the data set's modality."""
+    if lrs:
+        return lrs
+    if dataset != "reviews":
+        return RECIPES[recipe][1]
+    if recipe not in TEXT_LRS:
+        raise ValueError(f"recipe {recipe!r} has no text grid; for reviews use one of {sorted(TEXT_LRS)} or --lrs.")
+    return TEXT_LRS[recipe]
+
+
 def run_one(dataset, n_train, seed, recipe, lr, epochs, image_size):
     X_train, y_train, X_valid, y_valid, X_test, y_test = load_dataset(dataset, seed, n_train)
     params, _ = RECIPES[recipe]
-    estimator = FineTunedClassifier(**params, lr=lr, image_size=image_size, max_epochs=epochs, random_state=seed)
+    data_params = {"backbone": TEXT_BACKBONE} if dataset == "reviews" else {"image_size": image_size}
+    estimator = FineTunedClassifier(**params, **data_params, lr=lr, max_epochs=epochs, random_state=seed)
     start = time.perf_counter()
     estimator.fit(X_train, y_train)
     fit_seconds = time.perf_counter() - start
@@ -130,7 +165,7 @@ def sweep(args):
             if n_index >= len(sizes):
                 continue
             for recipe in args.recipes:
-                for lr in args.lrs or RECIPES[recipe][1]:
+                for lr in learning_rates(dataset, recipe, args.lrs):
                     for seed in args.seeds:
                         record = {
                             "dataset": dataset,
@@ -139,7 +174,7 @@ def sweep(args):
                             "recipe": recipe,
                             "lr": lr,
                             "epochs": args.epochs,
-                            "image_size": args.image_size,
+                            "image_size": None if dataset == "reviews" else args.image_size,
                         }
                         if run_key(record) in done:
                             continue
@@ -154,7 +189,7 @@ def table(args):
 
     records = pd.read_json(args.out, lines=True)
     records["lr"] = records["lr"].map(lambda value: value if isinstance(value, str) else f"{value:g}")
-    grouped = records.groupby(["dataset", "image_size", "epochs", "n_train", "recipe", "lr"])
+    grouped = records.groupby(["dataset", "image_size", "epochs", "n_train", "recipe", "lr"], dropna=False)
     summary = grouped.agg(
         seeds=("seed", "nunique"),
         valid=("valid_accuracy", "mean"),
@@ -164,7 +199,8 @@ def table(args):
         drift=("drift", "mean"),
     ).reset_index()
     # Per recipe, the learning rate with the best mean validation accuracy (the choice), and its test accuracy.
-    best = summary.loc[summary.groupby(["dataset", "image_size", "epochs", "n_train", "recipe"])["valid"].idxmax()]
+    keys = ["dataset", "image_size", "epochs", "n_train", "recipe"]
+    best = summary.loc[summary.groupby(keys, dropna=False)["valid"].idxmax()]
     for title, frame in (("all runs (mean over seeds)", summary), ("best lr per recipe, chosen on validation", best)):
         print(f"\n## {title}\n")
         print(frame.round(3).to_markdown(index=False, disable_numparse=True))

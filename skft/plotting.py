@@ -38,11 +38,13 @@ def _history(history_or_estimator):
     return history
 
 
-def plot_learning_curves(history_or_estimator, ax=None, label=None, metric="loss"):
+def plot_learning_curves(history_or_estimator, ax=None, label=None, metric="loss", color=None):
     """Plot the training and validation loss per epoch, or the validation accuracy.
 
     The validation columns exist when the fit held out a validation split (``early_stopping=True``);
-    ``valid_acc`` is a classifier's.
+    ``valid_acc`` is a classifier's. The lines of one call share a colour; training lines are
+    solid and validation lines dashed, so that several fits drawn into one ``ax`` (or into two, one
+    per metric) are told apart by colour.
 
     Parameters
     ----------
@@ -54,6 +56,8 @@ def plot_learning_curves(history_or_estimator, ax=None, label=None, metric="loss
         Prefix of the line labels, e.g. the mode.
     metric : {"loss", "accuracy"}, default="loss"
         ``"loss"``: ``train_loss`` and ``valid_loss``; ``"accuracy"``: ``valid_acc``.
+    color : matplotlib colour, optional
+        The colour of this call's lines; by default the next one of ``ax``'s colour cycle.
 
     Returns
     -------
@@ -75,12 +79,15 @@ def plot_learning_curves(history_or_estimator, ax=None, label=None, metric="loss
         values = [row.get(key) for row in history]
         if any(value is not None for value in values):
             name = key.replace("_", " ")
-            ax.plot(
+            (line,) = ax.plot(
                 epochs,
                 [np.nan if v is None else v for v in values],
                 marker="o",
+                linestyle="--" if key.startswith("valid") else "-",
+                color=color,
                 label=f"{label} {name}" if label else name,
             )
+            color = line.get_color()
     ax.set_xlabel("epoch")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_ylabel(metric)

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from skft._defaults import resolve_lr
+from skft.cli.demo import DemoSettings, _search_description, _search_splits
 from skft.cli.main import main
 
 from conftest import TINY, TINY_SIZE, make_images
@@ -309,6 +310,21 @@ def test_console_script_entry_and_python_dash_m():
     )
     assert done.returncode == 2
     assert done.stderr == "skft fit: error: DATA_DIR '/no/such/folder' is not a folder\n"
+
+
+def test_demo_search_ranks_on_draws_and_refits_on_every_digit():
+    settings = DemoSettings(n_train=60, n_train_full=10, max_epochs=1, cv=2, n_search=20)
+    y = np.repeat(np.arange(3), 20)
+    splits = list(_search_splits(settings).split(np.zeros((60, 1)), y))
+    assert len(splits) == 2
+    for fit_rows, score_rows in splits:
+        assert len(fit_rows) == len(score_rows) == 20 and not set(fit_rows) & set(score_rows)
+        assert sorted(np.bincount(y[fit_rows])) == [6, 7, 7]  # stratified
+    assert not np.array_equal(splits[0][0], splits[1][0])
+    assert "refitted on all 60" in _search_description(vars(settings))
+    folds = DemoSettings(n_train=60, n_train_full=10, max_epochs=1, cv=3)
+    assert _search_splits(folds) == 3
+    assert _search_description(vars(folds)) == "3-fold CV accuracy"
 
 
 @pytest.mark.slow

@@ -54,6 +54,18 @@ def test_learning_curves_from_a_history_into_given_axes_with_a_label():
     assert [line.get_label() for line in ax.get_lines()] == ["full train loss"]
 
 
+def test_learning_curves_share_a_colour_per_fit_and_dash_validation(fitted):
+    clf, _, _ = fitted
+    fig, ax = plt.subplots()
+    plot_learning_curves(clf, ax=ax, label="a")
+    plot_learning_curves(clf, ax=ax, label="b")
+    a_train, a_valid, b_train, b_valid = ax.get_lines()
+    assert a_train.get_color() == a_valid.get_color() != b_train.get_color() == b_valid.get_color()
+    assert [line.get_linestyle() for line in (a_train, a_valid)] == ["-", "--"]
+    accuracy = plot_learning_curves(clf, label="a", metric="accuracy", color="tab:red").axes[0].get_lines()
+    assert [(line.get_color(), line.get_linestyle()) for line in accuracy] == [("tab:red", "--")]
+
+
 @pytest.mark.parametrize("bad", [[], FineTunedClassifier(), "history"])
 def test_learning_curves_refuse_what_is_not_a_history(bad):
     with pytest.raises(ValueError, match="fitted skft estimator or its history_"):

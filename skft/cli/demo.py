@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedShuffleSplit
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -27,7 +28,10 @@ class DemoSettings:
 
     The cached modes (``feature_extraction``, ``repurpose``) compute their frozen blocks once per
     image, so they get many digits; ``full`` runs every block in every epoch, so it trains on the
-    first ``n_train_full`` of them, and the report says so.
+    first ``n_train_full`` of them, and the report says so. The grid search can rank its candidates
+    on draws of ``n_search`` digits, so that its refit (the demo's model) affords all of them:
+    measured on 2 idle cores, 3,000 digits with 500-digit draws reach 0.977 held-out accuracy in
+    2 min 14 s, where 2-fold CV over 1,500 digits reached 0.936 in 2 min 42 s (docs/cli.md).
 
     Parameters
     ----------
@@ -38,7 +42,11 @@ class DemoSettings:
     max_epochs : int
         At most this many epochs (early stopping on 10% of the training digits may stop sooner).
     cv : int
-        Folds of the grid search.
+        Splits of the grid search.
+    n_search : int or None
+        Digits each of the search's fits trains on (and as many it is scored on), drawn from the
+        training digits by a stratified shuffle split; ``None``: ``cv``-fold CV over all of them.
+        The refit of the best candidate trains on every training digit.
     grid : dict of str to list
         ``"auto"`` is the estimator's measured default (``lr_`` says what it was).
     n_test : int
@@ -50,12 +58,13 @@ class DemoSettings:
     n_train_full: int
     max_epochs: int
     cv: int
+    n_search: int | None = None
     grid: dict = field(default_factory=lambda: {"lr": ["auto", 1e-3], "batch_size": [32, 64]})
     n_test: int = 1000
     image_size: int = 64
 
 
-FULL = DemoSettings(n_train=1500, n_train_full=500, max_epochs=6, cv=2)
+FULL = DemoSettings(n_train=3000, n_train_full=500, max_epochs=5, cv=2, n_search=500)
 QUICK = DemoSettings(n_train=800, n_train_full=100, max_epochs=5, cv=2, grid={"lr": ["auto", 1e-3], "batch_size": [32]})
 
 
@@ -89,7 +98,7 @@ def run_demo(out_dir, quick=False, verbose=1):
         random_state=0,
         verbose=int(verbose > 1),
     )
-    search = grid_search(base, settings.grid, X_train, y_train, cv=settings.cv, verbose=verbose)
+    search = grid_search(base, settings.grid, X_train, y_train, cv=_search_splits(settings), verbose=verbose)
     modes = _compare_modes(search, settings, X_train, y_train, X_test, y_test, verbose)
     baselines = _baselines(X_train, y_train, X_test, y_test)
     out = Path(out_dir)
@@ -109,11 +118,19 @@ def run_demo(out_dir, quick=False, verbose=1):
     return results
 
 
+def _search_splits(settings):
+    """The grid search's splits: ``cv`` folds, or ``cv`` stratified draws of ``n_search`` digits to fit and to score."""
+    if settings.n_search is None:
+        return settings.cv
+    size = settings.n_search
+    return StratifiedShuffleSplit(settings.cv, train_size=size, test_size=size, random_state=0)
+
+
 def _compare_modes(search, settings, X_train, y_train, X_test, y_test, verbose):
     """The three modes side by side: the search's refitted ``repurpose`` and two more fits with their default lr.
 
     ``repurpose`` is the search's best estimator, refitted on every training digit (its fit time is
-    the refit's: the search already computed its frozen blocks once for every digit).
+    the refit's, which also computes the frozen blocks of the digits no search fit had seen).
     ``feature_extraction`` is fitted twice: the first fit pays its frozen blocks once for every
     digit (``one_time``), the second costs what every later fit on these digits costs
     (``fit_time``), as in a grid search after its first fit. ``full`` runs every block in every
@@ -183,9 +200,9 @@ def _write_pictures(out, fitted, modes, X_test, y_test):
     import matplotlib.pyplot as plt
 
     figure, (losses, accuracies) = plt.subplots(1, 2, figsize=(11, 4.5), layout="constrained")
-    for mode in MODES:
-        plot_learning_curves(fitted[mode], ax=losses, label=mode)
-        plot_learning_curves(fitted[mode], ax=accuracies, label=mode, metric="accuracy")
+    for mode, color in zip(MODES, ("tab:blue", "tab:orange", "tab:green")):
+        plot_learning_curves(fitted[mode], ax=losses, label=mode, color=color)
+        plot_learning_curves(fitted[mode], ax=accuracies, label=mode, metric="accuracy", color=color)
     losses.set_title("loss per epoch (validation: 10% of the training digits)")
     accuracies.set_title("validation accuracy per epoch")
     chart = modes.assign(score_mean=modes["test_accuracy"])
@@ -205,6 +222,16 @@ def _write_pictures(out, fitted, modes, X_test, y_test):
     for name, picture in figures.items():
         picture.savefig(out / name, dpi=100)
         plt.close(picture)
+
+
+def _search_description(settings):
+    """How the demo's grid search scored its candidates, in words (``settings`` as in ``results.json``)."""
+    if settings["n_search"] is None:
+        return f"{settings['cv']}-fold CV accuracy"
+    return (
+        f"accuracy over {settings['cv']} stratified draws of {settings['n_search']} training digits to fit and "
+        f"{settings['n_search']} others to score, the best then refitted on all {settings['n_train']}"
+    )
 
 
 def format_report(results, out_dir):
@@ -238,11 +265,11 @@ def format_report(results, out_dir):
             f"{settings['backbone']} (ImageNet weights), mode='repurpose', image_size={settings['image_size']}, "
             f"at most {settings['max_epochs']} epochs (early stopping); {settings['n_train']} MNIST digits to train, "
             f"{settings['n_test']} to test",
-            f"grid search, {settings['cv']}-fold CV accuracy ('auto': the measured default lr):",
+            f"grid search ('auto': the measured default lr), {_search_description(settings)}:",
             table,
             f"best parameters: {results['best_params']} (CV accuracy {results['best_cv_score']:.3f})",
             f"held-out test accuracy: {results['test_accuracy']:.3f}",
-            "the three modes: repurpose is the search's refit (its frozen blocks were computed once, in the search); "
+            "the three modes: repurpose is the search's refit on every training digit; "
             "the others use their default lr, and 'full' runs every block every epoch, so it gets fewer digits:",
             modes,
             "what you would try first, on the same digits:",
