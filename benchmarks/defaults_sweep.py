@@ -68,7 +68,9 @@ RECIPES = {
 # with every layer training, higher with fewer layers; a head alone, higher still.
 TEXT_LRS = {
     "feature_extraction": [1e-3, 3e-3, 1e-2, 3e-2],
+    "repurpose_1": [1e-4, 3e-4, 1e-3],
     "repurpose_2": [1e-4, 3e-4, 1e-3],
+    "repurpose_3": [1e-4, 3e-4, 1e-3],
     "full": [2e-5, 5e-5, 1e-4, 2e-4],
     "lora_all": [3e-4, 1e-3, 3e-3],
     "default_feature_extraction": ["auto"],

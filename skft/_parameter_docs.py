@@ -23,8 +23,9 @@ SHARED_PARAMETERS = """\
     trainable_layers : int, "auto" or None, default="auto"
         With ``mode="repurpose"`` or ``"lora"``: how many blocks, counted back from
         ``feature_layer``, train (``"lora"``: get adapters; None or 0 there means every block).
-        ``"auto"``: the backbone's measured value (3 for ``efficientnet_lite0``; 2 for a backbone
-        without one), see ``docs/defaults.md``; the fit reports it as ``trainable_layers_``.
+        ``"auto"``: the backbone's measured value (3 for ``efficientnet_lite0``, 2 for
+        ``all-MiniLM-L6-v2``; 2 for a backbone without one), see ``docs/defaults.md``; the fit
+        reports it as ``trainable_layers_``.
     feature_layer : int, default=-1
         The block whose pooled output feeds the head; later blocks are dropped.
     head : tuple of int, default=()
@@ -35,9 +36,10 @@ SHARED_PARAMETERS = """\
         Learning rate of the optimizer for the head and the trainable blocks (see ``lr_decay`` and
         ``head_lr_scale`` for per-block rates). ``"auto"``: the value measured for the backbone and
         ``mode`` (``efficientnet_lite0``: 3e-3 for ``feature_extraction``, 3e-4 for ``repurpose``
-        and ``full``, 1e-3 for ``full`` with ``weights=None``; a backbone without measured values
-        gets conservative ones, 1e-4 for ``full``), see ``docs/defaults.md``; the fit reports it
-        as ``lr_``.
+        and ``full``, 1e-3 for ``lora`` and for ``full`` with ``weights=None``;
+        ``all-MiniLM-L6-v2``: 1e-2, 1e-4, 2e-5 and 1e-3; a backbone without measured values gets
+        conservative ones, 1e-4 for ``full``), see ``docs/defaults.md``; the fit reports it as
+        ``lr_``.
     batch_size : int, default=32
         Images or texts per training step; prediction and the frozen prefix use larger batches.
     max_epochs : int, default=10

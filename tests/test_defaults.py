@@ -42,8 +42,8 @@ def test_auto_lr_uses_the_backbones_own_row(auto_params, monkeypatch):
     assert scratch.lr_ == 5e-2 and _group_lrs(scratch) == {5e-2}
 
 
-def test_shipped_backbone_has_measured_defaults():
-    assert DEFAULTS["efficientnet_lite0"].measured
+def test_shipped_backbones_have_measured_defaults():
+    assert DEFAULTS["efficientnet_lite0"].measured and DEFAULTS["all-MiniLM-L6-v2"].measured
     assert resolve_lr("auto", "efficientnet_lite0", "full", pretrained=True) < resolve_lr(
         "auto", "efficientnet_lite0", "feature_extraction", pretrained=True
     )
@@ -54,10 +54,9 @@ def test_lora_uses_its_own_measured_value_else_the_repurpose_one():
     assert (
         resolve_lr("auto", "efficientnet_lite0", "lora", pretrained=True) == DEFAULTS["efficientnet_lite0"].lr["lora"]
     )
-    assert "lora" not in DEFAULTS["all-MiniLM-L6-v2"].lr
-    assert resolve_lr("auto", "all-MiniLM-L6-v2", "lora", pretrained=True) == resolve_lr(
-        "auto", "all-MiniLM-L6-v2", "repurpose", pretrained=True
-    )
+    assert resolve_lr("auto", "all-MiniLM-L6-v2", "lora", pretrained=True) == DEFAULTS["all-MiniLM-L6-v2"].lr["lora"]
+    assert "lora" not in FALLBACK.lr
+    assert resolve_lr("auto", "resnet18", "lora", pretrained=True) == FALLBACK.lr["repurpose"]
 
 
 def test_a_number_passes_through(tiny_params):
