@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from skft import FineTunedClassifier
+from skft._compare import mean_drift
 
 # name -> (estimator parameters, learning rates tried). Every recipe passes image_size and max_epochs too.
 RECIPES = {
@@ -144,13 +145,12 @@ def run_one(dataset, n_train, seed, recipe, lr, epochs, image_size):
     start = time.perf_counter()
     estimator.fit(X_train, y_train)
     fit_seconds = time.perf_counter() - start
-    drift = [value for value in getattr(estimator, "drift_", {}).values() if value > 0]
     return {
         "valid_accuracy": float(estimator.score(X_valid, y_valid)),
         "test_accuracy": float(estimator.score(X_test, y_test)),
         "fit_seconds": round(fit_seconds, 2),
         "resolved_lr": float(getattr(estimator, "lr_", lr if lr != "auto" else float("nan"))),
-        "drift": float(np.mean(drift)) if drift else 0.0,
+        "drift": mean_drift(estimator),
     }
 
 

@@ -24,8 +24,6 @@ already there are skipped, so an interrupted run resumes. Every fit starts from 
 
 import argparse
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -36,6 +34,7 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 
 from skft import BackboneFeatures, FineTunedClassifier, clear_cache
+from skft._compare import mean_drift, saved_file_bytes
 from skft.datasets import load_mnist, load_movie_reviews
 
 MINILM = "all-MiniLM-L6-v2"
@@ -81,13 +80,6 @@ def text_split(seed):
     return texts[train], labels[train], texts[test], labels[test]
 
 
-def file_bytes(clf, **save_kwargs):
-    with tempfile.TemporaryDirectory() as folder:
-        path = os.path.join(folder, "model.skft")
-        clf.save(path, **save_kwargs)
-        return os.path.getsize(path)
-
-
 def measure_fit(estimator, X_train, y_train, X_test, y_test):
     """Fit from an empty cache, score on held-out data; time, size and drift of the fitted model."""
     clear_cache()
@@ -101,9 +93,9 @@ def measure_fit(estimator, X_train, y_train, X_test, y_test):
         "fit_time": fit_time,
         "predict_time": time.perf_counter() - start,
         "trainable_params": estimator.n_trainable_params_,
-        "file_bytes": file_bytes(estimator),
-        "file_bytes_full": file_bytes(estimator, full=True),
-        "drift": float(np.mean([v for v in estimator.drift_.values() if v > 0] or [0.0])),
+        "file_bytes": saved_file_bytes(estimator),
+        "file_bytes_full": saved_file_bytes(estimator, full=True),
+        "drift": mean_drift(estimator),
         "epochs": len(estimator.history_),
     }
 

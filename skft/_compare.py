@@ -68,20 +68,41 @@ def _trainable_params(fitted):
     return fitted.n_trainable_params_
 
 
-def _file_bytes(fitted):
-    """Size of the file ``save`` writes (only what the fit changed); NaN where there is none (the baseline)."""
+def saved_file_bytes(fitted, **save_kwargs):
+    """Size of the file ``fitted.save(path, **save_kwargs)`` writes; NaN where there is none (the baseline).
+
+    Parameters
+    ----------
+    fitted : fitted estimator
+    **save_kwargs
+        Passed to ``save`` (e.g. ``full=True``; by default the file holds only what the fit changed).
+
+    Returns
+    -------
+    int or float
+    """
     if not hasattr(fitted, "save"):
         return np.nan
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "model.skft")
         try:
-            fitted.save(path)
+            fitted.save(path, **save_kwargs)
         except TypeError:  # a parameter that is no plain value (an nn.Module backbone): no model file
             return np.nan
         return os.path.getsize(path)
 
 
-def _overall_drift(fitted):
+def mean_drift(fitted):
+    """Mean of ``fitted.drift_`` over the blocks that moved (0.0 when none did; NaN without ``drift_``).
+
+    Parameters
+    ----------
+    fitted : fitted estimator
+
+    Returns
+    -------
+    float
+    """
     if not hasattr(fitted, "drift_"):
         return np.nan
     return float(np.mean([value for value in fitted.drift_.values() if value > 0] or [0.0]))
@@ -166,8 +187,8 @@ def compare_modes(X, y, *, cv=5, **estimator_params):
             "fit_time": float(np.mean(result["fit_time"])),
             "predict_time": float(np.mean(result["score_time"])),
             "trainable_params": _trainable_params(result["estimator"][0]),
-            "file_bytes": _file_bytes(result["estimator"][0]),
-            "drift": float(np.mean([_overall_drift(fitted) for fitted in result["estimator"]])),
+            "file_bytes": saved_file_bytes(result["estimator"][0]),
+            "drift": float(np.mean([mean_drift(fitted) for fitted in result["estimator"]])),
         }
     table = pd.DataFrame.from_dict(rows, orient="index", columns=COLUMNS)
     table.index.name = "candidate"
