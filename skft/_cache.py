@@ -20,6 +20,7 @@ batches pad them again and rebuild the attention mask (:class:`skft._text.TextCo
 import hashlib
 import re
 import threading
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ import torch
 from ._images.source import image_batches
 from ._nn.atomic import atomic_write
 from ._text import object_array, pad_token_ids, unpad_activations
-from .backbones import module_digest
+from .backbones import UndescribableAttribute, module_digest
 
 DEFAULT_CACHE_BYTES = 2 * 1024**3
 #: Part of every key: bumped whenever what an entry holds, or how a key is made, changes.
@@ -244,9 +245,12 @@ def prefix_key(network, precision):
 
     It covers the normaliser (image size, mean, std), every frozen block's structure and tensors
     (see :mod:`skft.backbones._digest`), the pooling when every block is frozen (the prefix then
-    ends with it), the precision and :data:`CACHE_FORMAT_VERSION`. No name enters it: two
-    registrations under one name that build different networks get different keys, and two
-    names for one network share entries.
+    ends with it), the precision and :data:`CACHE_FORMAT_VERSION`. No backbone name enters it
+    (only the modules' paths in the network): two registrations under one name that build
+    different networks get different keys, and two names for one network share entries.
+
+    A prefix holding an attribute the digest cannot describe (an arbitrary object) has no key: it
+    is not cached (computed, correctly, every time), with a warning naming the module and attribute.
 
     Parameters
     ----------
@@ -256,14 +260,20 @@ def prefix_key(network, precision):
 
     Returns
     -------
-    str
-        32 lowercase hex digits.
+    str or None
+        32 lowercase hex digits; None when the prefix cannot be described.
     """
     modules = [("normalizer", network.normalizer)]
-    modules += [(f"frozen.{index}", block) for index, block in enumerate(network.frozen_blocks())]
+    frozen = list(network.backbone.named_children())[: network.n_frozen]
+    modules += [(f"backbone.{name}", block) for name, block in frozen]
     if network.cache_start > len(network.backbone):
         modules.append(("pool", network.pool))
-    parts = (CACHE_FORMAT_VERSION, precision, network.cache_start, module_digest(modules))
+    try:
+        digest = module_digest(modules)
+    except UndescribableAttribute as error:
+        warnings.warn(f"The frozen prefix's activations are not cached: {error}.", UserWarning, stacklevel=3)
+        return None
+    parts = (CACHE_FORMAT_VERSION, precision, network.cache_start, digest)
     return hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
 
 

@@ -25,3 +25,44 @@ VARIANTS = {
     "stride1": lambda: seeded_cnn(stride=1),
     "reseeded": lambda: seeded_cnn(seed=1),
 }
+
+
+class ReadsAttribute(nn.Module):
+    """A parameter-free layer whose forward reads a plain attribute: ``read(x, self.setting)``."""
+
+    def __init__(self, setting, read):
+        super().__init__()
+        self.setting = setting
+        self.read = read
+
+    def forward(self, x):
+        return self.read(x, self.setting)
+
+
+def scale_by(x, setting):
+    """``x`` times a tensor, a NumPy scalar or a number."""
+    return x * torch.as_tensor(setting, dtype=x.dtype)
+
+
+def apply_setting(x, setting):
+    """``setting(x)``, e.g. a ``functools.partial`` activation."""
+    return setting(x)
+
+
+def scale_by_entry(x, setting):
+    """``x`` times ``setting["scale"]`` (a dict of settings) or ``setting.scale`` (any object)."""
+    return x * (setting["scale"] if isinstance(setting, dict) else setting.scale)
+
+
+def cnn_reading(setting, read):
+    """:func:`seeded_cnn` whose first block ends with a layer reading ``setting`` (same weights for every setting)."""
+    network = seeded_cnn()
+    network[0].append(ReadsAttribute(setting, read))
+    return network
+
+
+def flattening_cnn(stride):
+    """One conv block whose flattened output (its feature size) depends on ``stride`` alone."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Conv2d(3, 4, 3, stride=stride, padding=1), nn.Flatten())

@@ -4,7 +4,7 @@ from numbers import Integral
 
 import torch
 
-from ..backbones import TextPreprocessing
+from ..backbones import TextPreprocessing, UndescribableAttribute, module_digest
 from .network import FineTuneNetwork, ImageNormalizer, TextInput, build_head
 from .precision import autocast_dtype
 from .prompting import insert_prompt_tokens, is_prompt_parameter
@@ -171,8 +171,10 @@ _FEATURE_SIZES = {}
 def feature_size(network):
     """Length of the pooled feature vector, found by running one blank input through the network.
 
-    The answer is remembered per architecture (block names and parameter shapes), pooling and
-    input (image size, or text), so the many fits of a grid search probe the backbone once.
+    The answer is remembered per network structure (its digest without tensor values: every
+    module's class, hyper-parameters, attributes and tensor shapes, the input side and the pooling),
+    so the many fits of a grid search probe the backbone once. A network holding an attribute that
+    digest cannot describe is probed every time.
 
     Parameters
     ----------
@@ -182,11 +184,10 @@ def feature_size(network):
     -------
     int
     """
-    key = (
-        getattr(network.normalizer, "image_size", "text"),
-        network.pool.pooling,
-        tuple((name, tuple(p.shape)) for name, p in network.backbone.named_parameters()),
-    )
+    try:
+        key = module_digest([("", network)], tensors=False)
+    except UndescribableAttribute:
+        return _probe_feature_size(network)
     if key not in _FEATURE_SIZES:
         _FEATURE_SIZES[key] = _probe_feature_size(network)
     return _FEATURE_SIZES[key]

@@ -4,7 +4,7 @@ Users call :func:`list_backbones`, :func:`register_backbone` and :func:`describe
 ``skft``). The other names here are the package's interface to the layers above it.
 """
 
-from ._digest import module_digest
+from ._digest import UndescribableAttribute, module_digest
 from ._registry import (
     BackboneSpec,
     RegistrationTravelsMixin,
@@ -37,6 +37,7 @@ __all__ = [
     "TextPool",
     "TextPreprocessing",
     "TextState",
+    "UndescribableAttribute",
     "backbone_modality",
     "describe_mismatch",
     "get_spec",

@@ -1,11 +1,14 @@
 """Digests of networks as built: what a module *is*, never what it is called.
 
 A digest covers, for every submodule in order: its path, its class by qualified name, its
-``extra_repr`` (the hyper-parameters torch's layers print: kernel size, stride, ...), its plain
-attributes (numbers, strings, dtypes, functions by qualified name), its hooks by qualified name,
-and the name, shape and dtype of each of its parameters and buffers; with ``tensors=True`` also
-their bytes. A ReLU swapped for a Tanh, a changed stride or a changed weight all change it; the
-names a network is registered or saved under never enter it.
+``extra_repr`` (the hyper-parameters torch's layers print: kernel size, stride, ...), every other
+attribute in its ``__dict__`` and its forward hooks (described by :func:`skft.backbones._describing.describe_value`:
+numbers, strings, tensors and NumPy values by value, functions, ``functools.partial``, enums,
+dataclasses, containers of those), and the name, shape and dtype of each of its parameters and
+buffers; with ``tensors=True`` also their bytes. A ReLU swapped for a Tanh, a changed stride, a
+``self.scale = torch.tensor(2.0)`` set to 5.0 or a changed weight all change it; the names a
+network is registered or saved under never enter it. An attribute that cannot be described (an
+arbitrary object) raises :class:`UndescribableAttribute`: no digest, so nothing is keyed on it.
 
 Limit: the Python code of a ``forward`` is not read. A user's own module class whose ``forward``
 was edited, with nothing else changed, keeps its digest (so, in one process, its cached
@@ -23,17 +26,44 @@ and the pretrained modules a process keeps are not reachable from a fitted estim
 
 import hashlib
 import threading
-import types
 import weakref
 
 import torch
 
-_PLAIN = (type(None), bool, int, float, str, torch.dtype, torch.device)
-#: Attributes that do not change what a module computes in the frozen prefix (always in eval mode).
-_IGNORED_ATTRIBUTES = frozenset({"training"})
+from ._describing import UndescribableValue, describe_value, qualified_name, tensor_bytes
+
+#: What every ``nn.Module`` keeps in its ``__dict__``: its parameters, buffers, children and hooks (described on
+#: their own) and ``training`` (the frozen prefix always runs in eval mode).
+_MODULE_BOOKKEEPING = frozenset(vars(torch.nn.Module()))
 
 _TENSOR_DIGESTS = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
+
+
+class UndescribableAttribute(TypeError):
+    """A module holds an attribute its digest cannot describe, so nothing may be keyed on that digest.
+
+    Parameters
+    ----------
+    path : str
+        The module's path in the digested network (e.g. ``"backbone.block_0.conv"``).
+    attribute : str
+        The attribute's name (or ``"_forward_hooks"`` / ``"_forward_pre_hooks"`` for a hook).
+    what : str
+        What the value is.
+    """
+
+    def __init__(self, path, attribute, what):
+        super().__init__(path, attribute, what)
+        self.path, self.attribute, self.what = path, attribute, what
+
+    def __str__(self):
+        return (
+            f"module {self.path!r} holds attribute {self.attribute!r} ({self.what}), which skft cannot describe, so "
+            "it cannot tell whether two such networks compute alike. To make it cacheable, register a tensor as a "
+            f"buffer (self.register_buffer({self.attribute!r}, tensor)) or hold a plain value (number, str, tensor, "
+            "tuple, dict, functools.partial of a function) instead"
+        )
 
 
 def module_digest(named_modules, *, tensors=True):
@@ -50,6 +80,11 @@ def module_digest(named_modules, *, tensors=True):
     -------
     str
         32 lowercase hex digits.
+
+    Raises
+    ------
+    UndescribableAttribute
+        When a module holds an attribute (or forward hook) that cannot be described.
     """
     digest = hashlib.blake2b(digest_size=16)
     for top_name, top in named_modules:
@@ -60,27 +95,14 @@ def module_digest(named_modules, *, tensors=True):
     return digest.hexdigest()
 
 
-def qualified_name(obj):
-    """``module.qualname`` of a class, function or other callable (its type's name otherwise).
-
-    Parameters
-    ----------
-    obj : object
-
-    Returns
-    -------
-    str
-    """
-    if not hasattr(obj, "__qualname__"):
-        obj = type(obj)
-    return f"{getattr(obj, '__module__', None)}.{obj.__qualname__}"
-
-
 def _describe(path, module):
-    plain = ((name, _plain(value)) for name, value in vars(module).items() if name not in _IGNORED_ATTRIBUTES)
-    attributes = sorted((name, text) for name, text in plain if text is not None)
+    attributes = sorted(
+        (name, _describe_attribute(path, name, value))
+        for name, value in vars(module).items()
+        if name not in _MODULE_BOOKKEEPING
+    )
     hooks = [
-        (kind, qualified_name(hook))
+        (kind, _describe_attribute(path, kind, hook))
         for kind in ("_forward_pre_hooks", "_forward_hooks")
         for hook in getattr(module, kind, {}).values()
     ]
@@ -95,16 +117,11 @@ def _describe(path, module):
     return path, qualified_name(type(module)), module.extra_repr(), attributes, hooks, own_tensors
 
 
-def _plain(value):
-    """A canonical text for a value that shapes what a module computes, or None to leave it out."""
-    if isinstance(value, _PLAIN):
-        return repr(value)
-    if isinstance(value, (tuple, list)):
-        items = [_plain(item) for item in value]
-        return None if None in items else f"{type(value).__name__}({', '.join(items)})"
-    if isinstance(value, (types.FunctionType, types.BuiltinFunctionType, type)):
-        return qualified_name(value)
-    return None
+def _describe_attribute(path, name, value):
+    try:
+        return describe_value(value)
+    except UndescribableValue as error:
+        raise UndescribableAttribute(path, name, str(error)) from None
 
 
 def _tensor_digest(module):
@@ -117,8 +134,7 @@ def _tensor_digest(module):
     digest = hashlib.blake2b(digest_size=16)
     for name, tensor in named:
         digest.update(name.encode())
-        data = tensor.detach().to("cpu").contiguous().reshape(-1)
-        digest.update(data.view(torch.uint8).numpy())
+        digest.update(tensor_bytes(tensor))
     value = digest.hexdigest()
     if token is not None:
         with _LOCK:

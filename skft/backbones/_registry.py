@@ -9,7 +9,7 @@ from torch import nn
 
 from . import _efficientnet_lite
 from . import _torchvision as tv
-from ._digest import module_digest, qualified_name
+from ._digest import UndescribableAttribute, module_digest, qualified_name
 from ._splitting import split_children
 from ._text import is_text_backbone, text_backbone_names, text_backbone_spec
 from ._types import IMAGENET_MEAN, IMAGENET_STD, POOLINGS, BackboneParts, Preprocessing
@@ -289,7 +289,8 @@ def registration_digest(name):
     It covers the builder by qualified name, the registration's values (blocks, pooling, sizes,
     normalisation) and the digest of the network the builder returns, structure and tensors
     (:func:`skft.backbones._digest.module_digest`). The builder is called once per registration
-    and process to compute it.
+    and process to compute it. None when that network holds an attribute the digest cannot
+    describe: a carried registration then always replaces a worker's own.
 
     Parameters
     ----------
@@ -298,7 +299,7 @@ def registration_digest(name):
 
     Returns
     -------
-    str
+    str or None
         32 lowercase hex digits.
     """
     registration = _USER_SPECS[name].registration
@@ -307,7 +308,10 @@ def registration_digest(name):
         return remembered[1]
     values = {key: value for key, value in registration.items() if key != "builder"}
     network = _build_user_network(registration["builder"], "DEFAULT")
-    text = repr((qualified_name(registration["builder"]), sorted(values.items()), module_digest([("", network)])))
+    try:
+        text = repr((qualified_name(registration["builder"]), sorted(values.items()), module_digest([("", network)])))
+    except UndescribableAttribute:
+        return None
     digest = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
     _REGISTRATION_DIGESTS[name] = (registration, digest)
     return digest
