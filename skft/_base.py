@@ -39,6 +39,7 @@ from ._nn.lora import lora_settings, merge_adapters
 from ._nn.network import precise_batchnorm
 from ._nn.optim import LR_SCHEDULES, OPTIMIZERS, SGD_MOMENTUM, TrainableOnly, param_groups
 from ._nn.precision import PRECISIONS, check_precision
+from ._nn.pretrained_base import base_digests
 from ._nn.regularizers import L2SPPenalty, block_drift, snapshot_trainable
 from ._nn.seeding import FitGenerators, seeded_global_generator
 from ._saving import SavedAsModelFile
@@ -257,6 +258,8 @@ class FineTunedEstimatorBase(
                 samples = at_image_size(samples, self.image_size_)
             # Before a continued fit copies the previous weights in: L2-SP and drift_ measure from the pretrained ones.
             starting_values = snapshot_trainable(network)
+            # What a changes-only model file leaves out, as the fit starts (a continuation keeps the first fit's).
+            base = getattr(self, "_base_digests", None) if continues or self.weights is None else base_digests(network)
             if continues:
                 continue_from(network, self.net_.module_)
             # A continued fit may start from frozen blocks that trained before: no cached activations.
@@ -289,6 +292,7 @@ class FineTunedEstimatorBase(
         self.trainable_layers_ = network.n_blocks_after_prefix
         self.n_trainable_params_ = n_trainable_params
         self.drift_ = block_drift(network, starting_values)
+        self._base_digests = base
         release_cached_gpu_memory(device)
         if interrupted:
             raise fit_interrupted(net.history)

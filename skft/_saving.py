@@ -25,17 +25,16 @@ tokenizer identity differs from the one found there.
 
 from numbers import Integral
 
-import torch
 from sklearn.utils.validation import check_is_fitted
 from skorch.history import History
 
-from ._nn.assembly import select_blocks
 from ._nn.device import resolve_device
 from ._nn.lora import merge_adapters
 from ._nn.model_file import from_json, history_to_json, plain_tensors, to_json, write_model_file
 from ._nn.network import TextInput
+from ._nn.pretrained_base import differing_blocks, kept_base
 from ._nn.regularizers import snapshot_trainable
-from .backbones import PretrainedWeightsMissing, describe_mismatch, module_digest, resolve_backbone
+from .backbones import PretrainedWeightsMissing, describe_mismatch, get_spec, weights_identity
 
 #: The largest ``batch_size`` a model file may set.
 MAX_BATCH_SIZE = 4096
@@ -72,11 +71,14 @@ class SavedAsModelFile:
 
         By default the file stores only what the fit changed: the head, the blocks that trained (for
         ``mode="lora"`` their adapters, for ``mode="prompt"`` the prompt vectors and class prompt
-        embeddings) and the digest of the pretrained weights. Loading rebuilds the rest from the
-        backbone's registry and weights, and refuses to load when their digest differs. Such a file
-        is kilobytes to a few megabytes; ``full=True`` writes every tensor, for a machine that will not
-        have the pretrained weights (e.g. torchvision's, downloaded on first use). A model fitted
-        from ``weights=None`` is always saved in full.
+        embeddings) and, per block, the digest of the pretrained tensors it leaves out (the frozen
+        blocks, the base weights under LoRA adapters, the encoder around prompt vectors), taken when
+        the fit started. Loading rebuilds the rest from the backbone's registry and weights, and
+        refuses to load when a digest differs. Such a file is kilobytes to a few megabytes;
+        ``full=True`` writes every tensor, for a machine that will not have the pretrained weights
+        (e.g. torchvision's, downloaded on first use). A model fitted from ``weights=None``, and one
+        without a record of its pretrained base (loaded from a full file, or fitted by an earlier
+        skft), is always saved in full.
 
         Parameters
         ----------
@@ -95,6 +97,9 @@ class SavedAsModelFile:
             When a parameter is not a plain value (an ``nn.Module`` backbone, callbacks, a
             ``RandomState``, an optimizer class outside ``torch.optim``); the message names it.
             pickle and joblib store such estimators, for files you trust.
+        ValueError
+            Without ``full=True``, when the weights file the model was fitted from no longer exists:
+            such a file could never be loaded.
         """
         check_is_fitted(self)
         if "_saved_attributes" not in vars(type(self)):
@@ -111,11 +116,12 @@ class SavedAsModelFile:
         }
         network = self.net_.module_
         tensors = plain_tensors(network.state_dict())
-        if not full and self.weights is not None:
-            pretrained = _pretrained_blocks(self)
-            unchanged = _unchanged_frozen_blocks(network, dict(pretrained))
-            tensors = {key: tensors[key] for key in _stored_tensor_names(network, unchanged)}
-            document["pretrained"] = {"digest": module_digest(pretrained)}
+        recorded = getattr(self, "_base_digests", None)
+        if not full and self.weights is not None and recorded is not None:
+            _check_weights_exist(self, path)
+            kept = kept_base(network, recorded)
+            tensors = {key: tensors[key] for key in _stored_tensor_names(network, kept)}
+            document["pretrained"] = {"blocks": kept}
         write_model_file(path, tensors, document)
         return self
 
@@ -154,8 +160,10 @@ class SavedAsModelFile:
             ) from None
         _check_sizes(estimator, path)
         pretrained = document.get("pretrained")
+        recorded = None if pretrained is None else _recorded_base(pretrained, path)
         network = _rebuild(estimator, normalisation, saved, path, read_weights=pretrained is not None)
         if pretrained is not None:
+            _check_base(estimator, network, recorded, path)
             # Built with the pretrained weights, the frozen blocks hold the process's kept tensors: the file's
             # tensors (and merged adapters) must go into copies, and the loaded estimator owns what it exposes.
             network.own_frozen_blocks()
@@ -166,10 +174,8 @@ class SavedAsModelFile:
             merge_adapters(network)
             _load_tensors(network, tensors, network.state_dict(), estimator.backbone, path)
         else:
-            _check_pretrained_digest(estimator, pretrained, path)
             state = network.state_dict()
-            frozen = {name for name, _ in list(network.backbone.named_children())[: network.n_frozen]}
-            required = _stored_tensor_names(network, frozen)
+            required = _stored_tensor_names(network, recorded)
             _load_tensors(
                 network,
                 tensors,
@@ -179,6 +185,7 @@ class SavedAsModelFile:
             )
             # The adapters came from the file, the weights from the pretrained ones: add them up as fit did.
             merge_adapters(network)
+        estimator._base_digests = recorded
         estimator.prefix_key_ = estimator._prefix_key(network)
         estimator.trainable_layers_ = network.n_blocks_after_prefix
         estimator.n_trainable_params_ = network.n_trainable_parameters()
@@ -231,54 +238,57 @@ def _load_tensors(network, tensors, expected, backbone, path):
     network.load_state_dict(tensors, strict=len(expected) == len(network.state_dict()))
 
 
-def _pretrained_blocks(estimator):
-    """The pretrained blocks (up to ``feature_layer``) the estimator's backbone and weights give in this process."""
-    resolved = resolve_backbone(
-        estimator.backbone, estimator.weights, image_size=estimator.image_size, share_modules=True
-    )
-    return select_blocks(resolved.parts.blocks, estimator.feature_layer, resolved.name)
+def _stored_tensor_names(network, base_blocks):
+    """What a file that stores only what changed holds: all but the tensors of ``base_blocks`` it leaves out.
 
-
-def _unchanged_frozen_blocks(network, pretrained):
-    """Names of the frozen blocks whose tensors equal the pretrained ones (a continued fit may have changed some)."""
-    return {
-        name
-        for name, block in list(network.backbone.named_children())[: network.n_frozen]
-        if _same_tensors(block.state_dict(), pretrained[name].state_dict())
-    }
-
-
-def _same_tensors(state, other):
-    return state.keys() == other.keys() and all(
-        torch.equal(state[key], other[key].to(state[key].device)) for key in state
-    )
-
-
-def _stored_tensor_names(network, unchanged_blocks):
-    """What a file that stores only what changed holds: all but ``unchanged_blocks`` and frozen parts of the rest.
-
-    In blocks that train only some of their tensors (LoRA adapters, prompt vectors), only those are
-    stored: the others are the pretrained ones (for LoRA, before the adapters are merged in).
+    A frozen block in ``base_blocks`` is left out whole; in one after the frozen prefix (LoRA adapters,
+    prompt vectors: ``network.trains_only``) only what trains is stored, the others are the pretrained
+    ones (for LoRA, before the adapters are merged in). Blocks not in ``base_blocks`` are stored whole.
     """
+    after_prefix = {name for name, _ in list(network.backbone.named_children())[network.n_frozen :]}
     names = []
     for key in network.state_dict():
         _, block, rest = key.split(".", 2) if key.startswith("backbone.") else (None, None, None)
-        if block is None:
-            names.append(key)
-        elif block not in unchanged_blocks and (network.trains_only is None or network.trains_only(rest)):
+        trains = block in after_prefix and network.trains_only is not None and network.trains_only(rest)
+        if block not in base_blocks or trains:
             names.append(key)
     return names
 
 
-def _check_pretrained_digest(estimator, stored, path):
-    """Refuse a file that stores only what changed when the pretrained weights here are not those it was fit on."""
-    found = module_digest(_pretrained_blocks(estimator))
-    if stored.get("digest") != found:
+def _check_weights_exist(estimator, path):
+    """Refuse to write a changes-only file whose pretrained weights file is gone: it could never load."""
+    spec = get_spec(estimator.backbone) if isinstance(estimator.backbone, str) else None
+    identity = weights_identity(estimator.weights, spec)
+    if identity[0] == "file" and len(identity) == 2:
         raise ValueError(
-            f"model file {path!r} stores only what its fit changed, on top of pretrained weights with digest "
-            f"{stored.get('digest')!r}, but backbone={estimator.backbone!r} with weights={estimator.weights!r} gives "
-            f"{found!r} here. Load it where the backbone and weights are those it was fit with, or save it again with "
-            "save(path, full=True), which needs no pretrained weights."
+            f"cannot save {path!r} with only what the fit changed: the pretrained weights it was fitted from, "
+            f"{identity[1]!r} (backbone={estimator.backbone!r}, weights={estimator.weights!r}), no longer exist, so "
+            "such a file could never be loaded. Save it with save(path, full=True), which stores every tensor."
+        )
+
+
+def _recorded_base(pretrained, path):
+    """The per-block digests of the base a changes-only file leaves out, as the file records them."""
+    blocks = pretrained.get("blocks") if isinstance(pretrained, dict) else None
+    if not isinstance(blocks, dict) or not all(isinstance(v, str) for v in blocks.values()):
+        raise ValueError(
+            f"model file {path!r} stores only what its fit changed but no per-block record of the pretrained weights "
+            "it needs (an skft before model format 3 wrote it, or it is damaged), so loading cannot prove its base. "
+            "Load it with the skft that saved it and save it again with save(path, full=True)."
+        )
+    return blocks
+
+
+def _check_base(estimator, network, recorded, path):
+    """Refuse a changes-only file when the pretrained tensors built here are not those its fit started from."""
+    differing = differing_blocks(recorded, network)
+    if differing:
+        raise ValueError(
+            f"model file {path!r} stores only what its fit changed, on top of pretrained weights that differ from "
+            f"those backbone={estimator.backbone!r} with weights={estimator.weights!r} gives here: the tensors of "
+            f"block(s) {differing} are not those the fit started from (the weights were updated since, or are "
+            "another version). Load it where the backbone and weights are those it was fitted with, or save it "
+            "again with save(path, full=True) there: that file needs no pretrained weights."
         )
 
 

@@ -25,7 +25,8 @@ from .atomic import atomic_write
 FORMAT = "skft-model"
 #: Bumped whenever a file written by this version cannot be read by older ones.
 #: 2: a file may store only the tensors a fit changed, with the digest of the pretrained weights.
-FORMAT_VERSION = 2
+#: 3: such a file records, per block, the digest of the pretrained tensors it leaves out, taken when the fit started.
+FORMAT_VERSION = 3
 METADATA_KEY = "skft"
 
 

@@ -95,6 +95,29 @@ def module_digest(named_modules, *, tensors=True):
     return digest.hexdigest()
 
 
+def tensor_values_digest(named_modules):
+    """Digest of the values of the given modules' own parameters and buffers (not of their children's).
+
+    Covers each module's path and each of its own tensors' name, shape, dtype and bytes; the bytes'
+    digest is remembered per module as for :func:`module_digest`.
+
+    Parameters
+    ----------
+    named_modules : iterable of (str, nn.Module)
+
+    Returns
+    -------
+    str
+        32 lowercase hex digits.
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    for path, module in named_modules:
+        shapes = [(name, tuple(tensor.shape), str(tensor.dtype)) for name, tensor in own_tensors(module)]
+        digest.update(repr((path, shapes)).encode())
+        digest.update(_tensor_digest(module).encode())
+    return digest.hexdigest()
+
+
 def _describe(path, module):
     attributes = sorted(
         (name, _describe_attribute(path, name, value))
@@ -106,7 +129,7 @@ def _describe(path, module):
         for kind in ("_forward_pre_hooks", "_forward_hooks")
         for hook in getattr(module, kind, {}).values()
     ]
-    own_tensors = [
+    tensor_shapes = [
         (kind, name, tuple(tensor.shape), str(tensor.dtype))
         for kind, named in (
             ("parameter", module.named_parameters(recurse=False)),
@@ -114,7 +137,7 @@ def _describe(path, module):
         )
         for name, tensor in named
     ]
-    return path, qualified_name(type(module)), module.extra_repr(), attributes, hooks, own_tensors
+    return path, qualified_name(type(module)), module.extra_repr(), attributes, hooks, tensor_shapes
 
 
 def _describe_attribute(path, name, value):
@@ -125,7 +148,7 @@ def _describe_attribute(path, name, value):
 
 
 def _tensor_digest(module):
-    named = _own_tensors(module)
+    named = own_tensors(module)
     token = _token(named)
     with _LOCK:
         remembered = _TENSOR_DIGESTS.get(module)
@@ -156,7 +179,7 @@ def remember_copied_digests(original, copied):
     for source, target in zip(original.modules(), copied.modules()):
         with _LOCK:
             remembered = _TENSOR_DIGESTS.get(source)
-        source_token, target_token = _token(_own_tensors(source)), _token(_own_tensors(target))
+        source_token, target_token = _token(own_tensors(source)), _token(own_tensors(target))
         if remembered is None or source_token is None or target_token is None:
             continue
         if _same_token(remembered[0], source_token) and [t[0] for t in source_token] == [t[0] for t in target_token]:
@@ -164,7 +187,17 @@ def remember_copied_digests(original, copied):
                 _TENSOR_DIGESTS[target] = (target_token, remembered[1])
 
 
-def _own_tensors(module):
+def own_tensors(module):
+    """A module's own parameters and buffers (not its children's), as ``(name, tensor)`` pairs.
+
+    Parameters
+    ----------
+    module : nn.Module
+
+    Returns
+    -------
+    list of (str, Tensor)
+    """
     return list(module.named_parameters(recurse=False)) + list(module.named_buffers(recurse=False))
 
 
