@@ -366,7 +366,9 @@ class FineTunedEstimatorBase(
                 f"head must be a tuple of positive integers (hidden layer sizes), e.g. () or (256,). Got {self.head!r}."
             )
 
-    def _build_network(self, *, share_modules=False, read_weights=True, normalisation=None, generator=None):
+    def _build_network(
+        self, *, share_modules=False, read_weights=True, normalisation=None, generator=None, adapters=True
+    ):
         """Build the network for this estimator's parameters: the one way ``fit`` and ``load`` build it.
 
         Parameters
@@ -381,6 +383,9 @@ class FineTunedEstimatorBase(
             ``{"mean": ..., "std": ...}`` replacing the backbone's (a model file's saved values).
         generator : torch.Generator, optional
             Draws the head's initial values.
+        adapters : bool, default=True
+            False builds a ``mode="lora"`` network with plain layers, for weights with the adapters merged
+            in (``load`` of a full file where peft is not installed).
 
         Returns
         -------
@@ -416,7 +421,7 @@ class FineTunedEstimatorBase(
             bn_trainable=self.bn_trainable or self.weights is None,
             precision=self.precision,
             generator=generator,
-            lora=self._lora_settings(),
+            lora=self._lora_settings() if adapters else None,
             prompt_tokens=self.prompt_tokens if self.mode == "prompt" else 0,
         )
         if self.mode == "prompt":

@@ -29,7 +29,7 @@ from sklearn.utils.validation import check_is_fitted
 from skorch.history import History
 
 from ._nn.device import resolve_device
-from ._nn.lora import merge_adapters
+from ._nn.lora import as_plain_layers, merge_adapters, peft_available
 from ._nn.model_file import from_json, history_to_json, plain_tensors, to_json, write_model_file
 from ._nn.network import TextInput
 from ._nn.pretrained_base import differing_blocks, kept_base
@@ -161,7 +161,13 @@ class SavedAsModelFile:
         _check_sizes(estimator, path)
         pretrained = document.get("pretrained")
         recorded = None if pretrained is None else _recorded_base(pretrained, path)
-        network = _rebuild(estimator, normalisation, saved, path, read_weights=pretrained is not None)
+        # A full file holds a LoRA model's weights with the adapters merged in: without peft, plain layers run it.
+        adapters = pretrained is not None or estimator.mode != "lora" or peft_available()
+        if not adapters:
+            tensors = as_plain_layers(tensors)
+        network = _rebuild(
+            estimator, normalisation, saved, path, read_weights=pretrained is not None, adapters=adapters
+        )
         if pretrained is not None:
             _check_base(estimator, network, recorded, path)
             # Built with the pretrained weights, the frozen blocks hold the process's kept tensors: the file's
@@ -201,11 +207,11 @@ class SavedAsModelFile:
         return estimator
 
 
-def _rebuild(estimator, normalisation, saved, path, read_weights):
+def _rebuild(estimator, normalisation, saved, path, read_weights, adapters):
     """The fitted network's architecture, built as ``fit`` built it (reading the pretrained weights or not)."""
     backbone = estimator.backbone
     try:
-        network = estimator._build_network(read_weights=read_weights, normalisation=normalisation)
+        network = estimator._build_network(read_weights=read_weights, normalisation=normalisation, adapters=adapters)
     except (PretrainedWeightsMissing, FileNotFoundError) as error:
         raise ValueError(
             f"model file {path!r} stores only what its fit changed, so it needs the pretrained weights of backbone "

@@ -6,6 +6,10 @@ those the fit started from, even when the weights changed on disk between fit an
 round trip here compares against a cold cache.
 """
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from safetensors.torch import load_file, save_file
@@ -127,3 +131,25 @@ def test_a_file_without_a_per_block_record_is_refused(weights_file, tmp_path):
 
     with pytest.raises(ValueError, match=r"no per-block record.*full=True"):
         skft.load(_forge(tmp_path / "model.skft", tmp_path / "old.skft", older))
+
+
+def test_a_full_lora_file_loads_and_predicts_without_peft(weights_file, tmp_path):
+    pytest.importorskip("peft")
+    X, y = make_images(12)
+    clf = _image_classifier(weights_file, "lora", trainable_layers=2, lora_rank=2).fit(X, y)
+    np.save(tmp_path / "expected.npy", clf.predict_proba(X))
+    np.save(tmp_path / "X.npy", X)
+    clf.save(tmp_path / "full.skft", full=True)
+    script = (
+        "import sys; sys.modules['peft'] = None\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "import numpy as np, skft\n"
+        "from identity_nets import seeded_cnn\n"
+        f"skft.register_backbone('file_backed_cnn', seeded_cnn, image_size={TINY_SIZE}, min_image_size=4)\n"
+        f"X = np.load({str(tmp_path / 'X.npy')!r})\n"
+        f"loaded = skft.load({str(tmp_path / 'full.skft')!r})\n"
+        f"np.testing.assert_allclose(loaded.predict_proba(X), np.load({str(tmp_path / 'expected.npy')!r}), atol=1e-6)\n"
+        "assert 'peft' not in sys.modules or sys.modules['peft'] is None\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -201,3 +201,36 @@ def unmerge_adapters(module):
     for layer in adapter_layers(module):
         if layer.merged:
             layer.unmerge()
+
+
+def peft_available():
+    """Whether peft can be imported here.
+
+    Returns
+    -------
+    bool
+    """
+    try:
+        import_peft()
+    except ImportError:
+        return False
+    return True
+
+
+def as_plain_layers(state):
+    """A merged LoRA network's state dict as the same network without adapters names it.
+
+    The adapters' matrices are dropped (their update is in the weights) and peft's ``base_layer.``
+    level is removed from the names of the adapted layers' own tensors.
+
+    Parameters
+    ----------
+    state : dict of str to Tensor
+
+    Returns
+    -------
+    dict of str to Tensor
+    """
+    return {
+        name.replace(".base_layer.", "."): tensor for name, tensor in state.items() if not is_adapter_parameter(name)
+    }
