@@ -28,6 +28,7 @@ from numbers import Integral
 from sklearn.utils.validation import check_is_fitted
 from skorch.history import History
 
+from ._file_sizes import check_sizes_against_tensors
 from ._nn.device import resolve_device
 from ._nn.lora import as_plain_layers, merge_adapters, peft_available
 from ._nn.model_file import from_json, history_to_json, plain_tensors, to_json, write_model_file
@@ -159,6 +160,7 @@ class SavedAsModelFile:
                 "model again."
             ) from None
         _check_sizes(estimator, path)
+        check_sizes_against_tensors(estimator, tensors, path)
         pretrained = document.get("pretrained")
         recorded = None if pretrained is None else _recorded_base(pretrained, path)
         # A full file holds a LoRA model's weights with the adapters merged in: without peft, plain layers run it.
