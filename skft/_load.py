@@ -4,6 +4,7 @@ import os
 
 from ._classification import FineTunedClassifier
 from ._nn.model_file import read_model_file
+from ._nn.seeding import preserved_global_random_state
 from ._regression import FineTunedRegressor
 
 #: The only classes a model file may name.
@@ -58,4 +59,6 @@ def load(path, *, device=None):
     name = document.get("estimator")
     if name not in LOADABLE:
         raise ValueError(f"model file {path!r} names estimator {name!r}; skft loads only {sorted(LOADABLE)}.")
-    return LOADABLE[name]._from_model_file(tensors, document, path, device)
+    # Rebuilding draws initial values (then overwritten): the caller's torch and NumPy random state stay as they were.
+    with preserved_global_random_state():
+        return LOADABLE[name]._from_model_file(tensors, document, path, device)

@@ -46,3 +46,14 @@ def test_umask_without_proc_falls_back_and_restores_it(tmp_path, umask, monkeypa
     with atomic_write(target) as tmp:
         save_file({"x": torch.zeros(2)}, tmp)
     assert stat.S_IMODE(target.stat().st_mode) == 0o640
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_replacing_a_file_keeps_its_permissions(tmp_path, umask):
+    umask(0o022)
+    target = tmp_path / "model.safetensors"
+    target.write_bytes(b"old")
+    os.chmod(target, 0o640)
+    with atomic_write(target) as tmp:
+        save_file({"x": torch.zeros(2)}, tmp)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640

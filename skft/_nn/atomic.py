@@ -2,15 +2,17 @@
 
 Every file skft writes (saved models, on-disk cache entries, checkpoints) goes through
 :func:`atomic_write`: the content is written to a temporary file in the same directory, flushed to
-disk, given the permissions any file the user creates gets (``0o666`` less the umask: writers such
-as safetensors' ``save_file`` create theirs ``0o600``, which other users of a shared cache directory
-could not read), and renamed over the target with :func:`os.replace`, which is atomic on POSIX and
-Windows when both paths are on one file system. A write interrupted at any point (an exception, Ctrl-C, a
+disk, given the permissions of the file it replaces (or, for a new file, those any file the user
+creates gets: ``0o666`` less the umask; writers such as safetensors' ``save_file`` create theirs
+``0o600``, which other users of a shared cache directory could not read), and renamed over the
+target with :func:`os.replace`, which is atomic on POSIX and Windows when both paths are on one
+file system. A write interrupted at any point (an exception, Ctrl-C, a
 full disk) leaves the previous file untouched, and parallel writers never share a temporary file.
 """
 
 import contextlib
 import os
+import stat
 import uuid
 from pathlib import Path
 
@@ -55,13 +57,21 @@ def atomic_write(path):
     tmp.open("xb").close()  # claim the name (exclusive create)
     try:
         yield str(tmp)
-        os.chmod(tmp, 0o666 & ~_current_umask())
+        os.chmod(tmp, _mode_for(path))
         _flush_to_disk(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     _flush_directory(path.parent)
+
+
+def _mode_for(path):
+    """The permissions of the file being replaced; for a new file, ``0o666`` less the umask."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_current_umask()
 
 
 def _current_umask():

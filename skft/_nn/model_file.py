@@ -115,6 +115,7 @@ def _is_torch_optimizer(value):
         isinstance(value, type)
         and getattr(torch.optim, value.__name__, None) is value
         and issubclass(value, torch.optim.Optimizer)
+        and value is not torch.optim.Optimizer
     )
 
 

@@ -61,3 +61,18 @@ def seeded_global_generator(seed, device):
             with torch.cuda.device(index):
                 torch.cuda.manual_seed(seed)
         yield
+
+
+@contextlib.contextmanager
+def preserved_global_random_state():
+    """Leave torch's CPU generator and NumPy's global generator as they were on entry.
+
+    For work that may draw from them without being a fit (``skft.load`` builds layers whose
+    initial values are overwritten): the caller's random state is not theirs to move.
+    """
+    numpy_state = np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        try:
+            yield
+        finally:
+            np.random.set_state(numpy_state)
