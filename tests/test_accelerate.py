@@ -64,6 +64,7 @@ def test_the_fitted_net_is_local_and_holds_no_accelerator(tiny_params, images_bi
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(clf)).predict_proba(X), expected)
     path = tmp_path / "model.skft"
     clf.save(path)
+    skft.clear_cache()
     loaded = skft.load(path)
     assert loaded.get_params()["device"] == "accelerate"
     np.testing.assert_allclose(loaded.predict_proba(X), expected, atol=1e-6)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from test_identity import _forge
+from test_prompting import prompt_classifier
 
 from skft import FineTunedClassifier, FineTunedRegressor
 
@@ -65,16 +66,7 @@ def outcomes(tmp_path_factory, bert_dir, texts):
     if _has_peft():
         saved["lora"] = FineTunedClassifier(TINY, mode="lora", trainable_layers=1, lora_rank=2, **small).fit(X, y)
     text_X, text_y = texts
-    saved["prompt"] = FineTunedClassifier(
-        str(bert_dir),
-        mode="prompt",
-        prompt_tokens=2,
-        label_prompts={0: "bad", 1: "good"},
-        max_epochs=1,
-        batch_size=8,
-        device="cpu",
-        random_state=0,
-    ).fit(text_X, text_y)
+    saved["prompt"] = prompt_classifier(str(bert_dir), prompt_tokens=2, max_epochs=1).fit(text_X, text_y)
     for name, estimator in saved.items():
         estimator.save(folder / f"{name}.skft")
     forged = {}

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from safetensors.torch import load_file, save_file
+from test_identity import cold_cache  # noqa: F401 -- every test starts and ends with an empty cache
+from test_prompting import prompt_classifier
 
 import skft
 from skft import FineTunedClassifier, clear_cache, register_backbone
@@ -20,13 +22,6 @@ from skft.backbones import _registry
 
 from conftest import TINY_SIZE, make_images
 from identity_nets import seeded_cnn
-
-
-@pytest.fixture(autouse=True)
-def cold_cache():
-    clear_cache()
-    yield
-    clear_cache()
 
 
 @pytest.fixture
@@ -97,17 +92,7 @@ def test_a_prompt_tuned_file_refuses_an_updated_encoder(tmp_path, texts):
 
     folder = save_tiny_model("bert", tmp_path / "bert")
     X, y = texts
-    clf = FineTunedClassifier(
-        str(folder),
-        mode="prompt",
-        prompt_tokens=2,
-        label_prompts={0: "bad", 1: "good"},
-        max_epochs=1,
-        batch_size=8,
-        lr=1e-1,
-        device="cpu",
-        random_state=0,
-    ).fit(X, y)
+    clf = prompt_classifier(str(folder), prompt_tokens=2, max_epochs=1).fit(X, y)
     clf.save(tmp_path / "prompt.skft")
     # The encoder's later layers (around the prompt vectors, never stored) change on disk.
     weights = next(folder.glob("*.safetensors"))

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from test_identity import cold_cache  # noqa: F401 -- every test starts and ends with an empty cache
 
 from skft import BackboneFeatures, FineTunedClassifier, cache_info, clear_cache
 from skft.backbones import UndescribableAttribute, module_digest
@@ -27,13 +28,6 @@ from identity_nets import apply_setting, cnn_reading, flattening_cnn, scale_by, 
 class Scale(enum.Enum):
     SMALL = 2.0
     LARGE = 5.0
-
-
-@pytest.fixture(autouse=True)
-def cold_cache():
-    clear_cache()
-    yield
-    clear_cache()
 
 
 PARAMS = dict(

@@ -117,10 +117,11 @@ def test_bad_values_are_refused(params, match):
 
 def test_save_load_round_trip_cold_cache(fitted, tmp_path):
     clf, X = fitted
+    expected = clf.predict_proba(X)
     clf.save(tmp_path / "lora.skft")
     skft.clear_cache()
     loaded = skft.load(tmp_path / "lora.skft")
-    np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), atol=1e-6)
+    np.testing.assert_allclose(loaded.predict_proba(X), expected, atol=1e-6)
     assert loaded.lora_alpha_ == clf.lora_alpha_
     assert loaded.n_trainable_params_ == clf.n_trainable_params_ > 0
 
@@ -184,6 +185,7 @@ def test_lora_file_stores_adapters_and_head_only(fitted, tmp_path):
     clf, X = fitted
     from safetensors import safe_open
 
+    expected = clf.predict_proba(X)
     clf.save(tmp_path / "small.skft")
     clf.save(tmp_path / "full.skft", full=True)
     with safe_open(tmp_path / "small.skft", "pt") as handle:
@@ -191,4 +193,4 @@ def test_lora_file_stores_adapters_and_head_only(fitted, tmp_path):
     assert names and all(".lora_" in name or name.startswith("head.") for name in names)
     skft.clear_cache()
     loaded = skft.load(tmp_path / "full.skft")
-    np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), atol=1e-6)
+    np.testing.assert_allclose(loaded.predict_proba(X), expected, atol=1e-6)

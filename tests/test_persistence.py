@@ -63,8 +63,10 @@ def _forge(source, target, edit):
 
 def test_classifier_round_trip_predicts_identically_with_every_attribute(fitted_classifier, tmp_path):
     clf, X, _ = fitted_classifier
+    expected_proba, expected = clf.predict_proba(X), clf.predict(X)
     path = tmp_path / "model.skft"
     assert clf.save(path) is clf
+    skft.clear_cache()
     loaded = skft.load(path)
     assert type(loaded) is FineTunedClassifier
     assert loaded.get_params() == clf.get_params()
@@ -74,8 +76,8 @@ def test_classifier_round_trip_predicts_identically_with_every_attribute(fitted_
     for name in ("image_size_", "backbone_name_", "block_names_", "n_frozen_blocks_", "lr_", "trainable_layers_",
                  "n_trainable_params_"):  # fmt: skip
         assert getattr(loaded, name) == getattr(clf, name), name
-    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
-    np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
+    np.testing.assert_array_equal(loaded.predict_proba(X), expected_proba)
+    np.testing.assert_array_equal(loaded.predict(X), expected)
     assert loaded.history_[:, "train_loss"] == clf.history_[:, "train_loss"]
 
 
@@ -95,11 +97,14 @@ def test_regressor_round_trip_keeps_target_scaling(tiny_params, tmp_path, two_d)
     y = 100.0 + 50.0 * labels
     target = np.column_stack([y, -y / 3]) if two_d else y
     reg = FineTunedRegressor(**tiny_params).fit(X, target)
-    loaded = skft.load(_saved(reg, tmp_path / "reg.skft"))
+    expected = reg.predict(X)
+    path = _saved(reg, tmp_path / "reg.skft")
+    skft.clear_cache()
+    loaded = skft.load(path)
     np.testing.assert_array_equal(loaded.target_mean_, reg.target_mean_)
     np.testing.assert_array_equal(loaded.target_scale_, reg.target_scale_)
     assert (loaded.n_targets_, loaded.target_ndim_) == (reg.n_targets_, reg.target_ndim_)
-    np.testing.assert_array_equal(loaded.predict(X), reg.predict(X))
+    np.testing.assert_array_equal(loaded.predict(X), expected)
 
 
 def test_plain_non_default_parameters_round_trip(tiny_params, tmp_path):
@@ -117,12 +122,15 @@ def test_plain_non_default_parameters_round_trip(tiny_params, tmp_path):
         mode="full",
     )
     clf = FineTunedClassifier(**params).fit(X, y + 5)
-    loaded = skft.load(_saved(clf, tmp_path / "m.skft"))
+    expected = clf.predict_proba(X)
+    path = _saved(clf, tmp_path / "m.skft")
+    skft.clear_cache()
+    loaded = skft.load(path)
     saved = loaded.get_params()
     assert saved["weights"] == weights and isinstance(saved["weights"], Path)
     assert saved["optimizer"] is torch.optim.RMSprop
     assert saved["device"] == "cpu" and saved["callbacks"] == [] and saved["early_stopping"] is True
-    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    np.testing.assert_array_equal(loaded.predict_proba(X), expected)
 
 
 def test_file_is_safetensors_with_readable_json(fitted_classifier, tmp_path):
@@ -142,15 +150,21 @@ def test_file_is_safetensors_with_readable_json(fitted_classifier, tmp_path):
 
 def test_loaded_model_continues_training_with_warm_start(fitted_classifier, tmp_path):
     clf, X, labels = fitted_classifier
-    loaded = skft.load(_saved(clf, tmp_path / "m.skft"))
+    expected = clf.predict_proba(X)
+    path = _saved(clf, tmp_path / "m.skft")
+    skft.clear_cache()
+    loaded = skft.load(path)
     loaded.set_params(warm_start=True, lr=1e-12, max_epochs=1).fit(X, labels)
-    np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), atol=1e-6)
+    np.testing.assert_allclose(loaded.predict_proba(X), expected, atol=1e-6)
 
 
 def test_loaded_model_still_pickles(fitted_classifier, tmp_path):
     clf, X, _ = fitted_classifier
-    loaded = skft.load(_saved(clf, tmp_path / "m.skft"), device="cpu")
-    np.testing.assert_array_equal(pickle.loads(pickle.dumps(loaded)).predict(X), clf.predict(X))
+    expected = clf.predict(X)
+    path = _saved(clf, tmp_path / "m.skft")
+    skft.clear_cache()
+    loaded = skft.load(path, device="cpu")
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(loaded)).predict(X), expected)
 
 
 # -- what cannot be saved -----------------------------------------------------------------------
@@ -300,6 +314,7 @@ def test_atomic_write_replaces_and_leaves_no_temporary_file(tmp_path):
 @pytest.mark.parametrize("error", [OSError("disk full"), KeyboardInterrupt()], ids=["OSError", "KeyboardInterrupt"])
 def test_save_failing_midway_keeps_the_previous_file(fitted_classifier, tmp_path, monkeypatch, error):
     clf, X, _ = fitted_classifier
+    expected = clf.predict(X)
     path = tmp_path / "m.skft"
     clf.save(path)
     before = path.read_bytes()
@@ -315,7 +330,8 @@ def test_save_failing_midway_keeps_the_previous_file(fitted_classifier, tmp_path
         clf.save(path)
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["m.skft"]
-    np.testing.assert_array_equal(skft.load(path).predict(X), clf.predict(X))
+    skft.clear_cache()
+    np.testing.assert_array_equal(skft.load(path).predict(X), expected)
 
 
 def test_failed_rename_keeps_the_previous_file(tmp_path, monkeypatch):
@@ -354,15 +370,17 @@ def test_a_file_of_changes_refuses_other_pretrained_weights(tmp_path):
     clf = FineTunedClassifier(
         TINY, weights=weights, trainable_layers=1, max_epochs=1, device="cpu", random_state=0
     ).fit(X, y)
+    expected = clf.predict_proba(X)
     clf.save(tmp_path / "changes.skft")
     clf.save(tmp_path / "full.skft", full=True)
     assert os.path.getsize(tmp_path / "changes.skft") < os.path.getsize(tmp_path / "full.skft")
     skft.clear_cache()
-    np.testing.assert_allclose(skft.load(tmp_path / "changes.skft").predict_proba(X), clf.predict_proba(X), atol=1e-6)
+    np.testing.assert_allclose(skft.load(tmp_path / "changes.skft").predict_proba(X), expected, atol=1e-6)
     state = make_tiny_cnn().state_dict()
     state["0.0.weight"] = state["0.0.weight"] + 0.01
     torch.save(state, weights)
     skft.clear_cache()
     with pytest.raises(ValueError, match="stores only what its fit changed.*save\\(path, full=True\\)"):
         skft.load(tmp_path / "changes.skft")
-    np.testing.assert_allclose(skft.load(tmp_path / "full.skft").predict_proba(X), clf.predict_proba(X), atol=1e-6)
+    skft.clear_cache()
+    np.testing.assert_allclose(skft.load(tmp_path / "full.skft").predict_proba(X), expected, atol=1e-6)

@@ -73,10 +73,11 @@ def test_grid_search_over_prompt_template(bert_dir, texts):
 def test_save_load_round_trip_cold_cache(bert_dir, texts, tmp_path, prompt_tokens):
     X, y = texts
     clf = prompt_classifier(bert_dir, prompt_tokens=prompt_tokens).fit(X, y)
+    expected = clf.predict_proba(X)
     clf.save(tmp_path / "prompt.skft")
     skft.clear_cache()
     loaded = skft.load(tmp_path / "prompt.skft")
-    np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), atol=1e-6)
+    np.testing.assert_allclose(loaded.predict_proba(X), expected, atol=1e-6)
 
 
 @pytest.mark.parametrize(

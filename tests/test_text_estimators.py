@@ -98,11 +98,12 @@ def test_the_cache_stores_each_text_at_its_own_length(bert_dir, texts):
 def test_save_and_load_round_trip_with_a_cold_cache(bert_dir, texts, tmp_path, mode):
     X, y = texts
     clf = FineTunedClassifier(**params(bert_dir, mode=mode, max_length=6)).fit(X, y)
+    expected = clf.predict_proba(X)
     clf.save(tmp_path / "model.skft")
     skft.clear_cache()
     loaded = skft.load(tmp_path / "model.skft")
     assert loaded.max_length_ == 6 and loaded.image_size_ is None
-    np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), atol=1e-6)
+    np.testing.assert_allclose(loaded.predict_proba(X), expected, atol=1e-6)
 
 
 def test_load_refuses_another_tokenizer(bert_dir, texts, tmp_path):
