@@ -35,8 +35,11 @@ def load(path, *, device=None):
         When ``path`` does not exist.
     ValueError
         When the file is not an skft model file (a pickle, a torch zip, a plain weights file, a damaged
-        file), was written by a newer, incompatible skft, does not fit its backbone as built here, or
-        sets ``batch_size`` above 4096 or an image size above 2048 pixels.
+        file), was written by a newer, incompatible skft, does not fit its backbone as built here,
+        sets ``batch_size`` above 4096 or an image size above 2048 pixels, sets a number that sizes a
+        tensor or string (head widths, classes, ``lora_rank``, ``prompt_tokens``, prompts) other than
+        its tensors say, or stores only what its fit changed and the pretrained weights found here are
+        not those the fit started from (the message names ``save(path, full=True)``).
 
     See Also
     --------

@@ -13,7 +13,10 @@ Parameters are stored as plain values. What is not one (an ``nn.Module`` backbon
 A file is untrusted input: nothing read from it becomes a cache key or a path, and no number in it
 may exhaust the machine. Loading restores ``cache_dir`` as None (a file cannot choose where skft
 writes; set it again with ``set_params``), ``num_workers`` as 0, and refuses a ``batch_size`` above
-:data:`MAX_BATCH_SIZE` or an image size above :data:`MAX_IMAGE_SIZE`. The activation-cache key of a
+:data:`MAX_BATCH_SIZE` or an image size above :data:`MAX_IMAGE_SIZE`; the numbers that size tensors or
+strings are checked against the file's tensors before the rebuild (:mod:`skft._file_sizes`). A file
+that stores only what its fit changed records per block the digest of the pretrained tensors it
+leaves out (:mod:`skft._nn.pretrained_base`); loading refuses it when they differ. The activation-cache key of a
 loaded model is computed from its rebuilt network, never read from the file (the ``prefix_key_``
 that files of earlier versions hold is ignored).
 
