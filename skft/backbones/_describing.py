@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 _PLAIN = (type(None), bool, int, float, complex, str, bytes, torch.dtype, torch.device, torch.Size)
+_EXACTLY_PLAIN = frozenset({type(None), bool, int, float, str})
 #: How deep containers, partials and closures are followed before a value counts as undescribable.
 _MAX_DEPTH = 16
 
@@ -49,6 +50,8 @@ def describe_value(value, depth=0):
     UndescribableValue
         For a value of a type not listed in the module's description.
     """
+    if type(value) in _EXACTLY_PLAIN:  # the common case first: most attributes are numbers and strings
+        return f"{type(value).__name__}:{value!r}"
     if depth > _MAX_DEPTH:
         raise UndescribableValue(f"nested more than {_MAX_DEPTH} levels deep")
     if isinstance(value, enum.Enum):  # before the plain types: IntEnum is an int

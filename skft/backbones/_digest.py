@@ -131,11 +131,9 @@ def _describe(path, module):
     ]
     tensor_shapes = [
         (kind, name, tuple(tensor.shape), str(tensor.dtype))
-        for kind, named in (
-            ("parameter", module.named_parameters(recurse=False)),
-            ("buffer", module.named_buffers(recurse=False)),
-        )
-        for name, tensor in named
+        for kind, named in (("parameter", module._parameters), ("buffer", module._buffers))
+        for name, tensor in named.items()
+        if tensor is not None
     ]
     return path, qualified_name(type(module)), module.extra_repr(), attributes, hooks, tensor_shapes
 
@@ -198,7 +196,13 @@ def own_tensors(module):
     -------
     list of (str, Tensor)
     """
-    return list(module.named_parameters(recurse=False)) + list(module.named_buffers(recurse=False))
+    # The module's own registries: what named_parameters / named_buffers(recurse=False) yield, without their overhead.
+    return [
+        (name, tensor)
+        for named in (module._parameters, module._buffers)
+        for name, tensor in named.items()
+        if tensor is not None
+    ]
 
 
 def _token(named):
