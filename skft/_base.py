@@ -259,6 +259,9 @@ class FineTunedEstimatorBase(
             starting_values = snapshot_trainable(network)
             if continues:
                 continue_from(network, self.net_.module_)
+                if self.mode == "prompt":
+                    # The class prompts are this fit's (label_prompts, prompt_template), not the previous fit's.
+                    network.head = self._prompt_head(network)
             # A continued fit may start from frozen blocks that trained before: no cached activations.
             self.prefix_key_ = None if continues else self._prefix_key(network)
             if self._trains_nothing():
@@ -317,13 +320,23 @@ class FineTunedEstimatorBase(
                     f"{self.backbone!r} reads images. For an image backbone with its weights unchanged, use "
                     "mode='feature_extraction'."
                 )
+        refused = self._refused_by_mode()
+        if refused:
+            raise ValueError(next(iter(refused.values())))
+
+    def _refused_by_mode(self):
+        """The parameters set to a value ``mode`` refuses: name -> the error's message, which says the fix.
+
+        :meth:`_check_mode` raises the first; ``compare_modes`` leaves them out of the rows they do not apply to.
+        """
+        refused = {}
         if self.trainable_layers is None and self.mode != "lora":
-            raise ValueError(
+            refused["trainable_layers"] = (
                 f"trainable_layers=None means every block only with mode='lora'; mode={self.mode!r} needs an integer "
                 "(0 trains the head alone). Pass an integer, or mode='full' to train every block."
             )
         if self.mode != "lora":
-            return
+            return refused
         for name, value, why in (
             (
                 "l2sp_alpha",
@@ -339,10 +352,11 @@ class FineTunedEstimatorBase(
             ("warm_start", self._continues_previous_fit(), "a continued fit would add new adapters onto merged ones"),
         ):
             if value:
-                raise ValueError(
+                refused[name] = (
                     f"{name}={getattr(self, name)!r} does not apply to mode='lora': {why}. Leave {name} at its "
                     "default, or choose mode='repurpose' or 'full'."
                 )
+        return refused
 
     def _check_prompt_params(self):
         """Validate the prompt parameters for ``mode="prompt"``; only classifiers have a prompt per class."""

@@ -111,3 +111,25 @@ def test_prompt_tuning_keeps_the_frozen_encoders_dropout_off(bert_dir, texts):
     network = clf.net_.module_.train()
     dropouts = [m for m in network.backbone.modules() if isinstance(m, torch.nn.Dropout)]
     assert dropouts and not any(m.training for m in dropouts)
+
+
+@pytest.mark.parametrize("prompt_tokens", [0, 2])
+def test_warm_start_embeds_the_current_class_prompts(bert_dir, texts, prompt_tokens):
+    X, y = texts
+    current = {"label_prompts": {0: X[0], 1: X[1]}, "prompt_template": "{label} !"}
+    clf = prompt_classifier(bert_dir, prompt_tokens=prompt_tokens, max_epochs=1).fit(X, y)
+    clf.set_params(warm_start=True, **current).fit(X, y)
+    skft.clear_cache()
+    fresh = prompt_classifier(bert_dir, prompt_tokens=prompt_tokens, max_epochs=1, **current).fit(X, y)
+    np.testing.assert_allclose(
+        clf.net_.module_.head.class_embeddings, fresh.net_.module_.head.class_embeddings, atol=1e-6
+    )
+
+
+def test_classes_whose_prompts_tokenise_alike_are_refused_naming_them_and_label_prompts(bert_dir, texts):
+    X, y = texts
+    labels = np.array(["\N{GRINNING FACE}", "\N{CRYING FACE}"])[y]  # both become [UNK]
+    with pytest.raises(ValueError, match="(?s)class '\N{GRINNING FACE}'.*class '\N{CRYING FACE}'.*label_prompts="):
+        prompt_classifier(bert_dir, label_prompts=None).fit(X, labels)
+    clf = prompt_classifier(bert_dir, label_prompts={"\N{GRINNING FACE}": "good", "\N{CRYING FACE}": "bad"})
+    assert set(clf.fit(X, labels).predict(X)) <= set(labels)
