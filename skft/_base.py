@@ -12,7 +12,7 @@ from sklearn.base import BaseEstimator
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNet
 from skorch.dataset import Dataset
 from skorch.helper import predefined_split
@@ -42,6 +42,7 @@ from ._nn.precision import PRECISIONS, check_precision
 from ._nn.regularizers import L2SPPenalty, block_drift, snapshot_trainable
 from ._nn.seeding import FitGenerators, seeded_global_generator
 from ._saving import SavedAsModelFile
+from ._targets import check_sample_weight
 from ._text import TextCollate, tokenized_texts
 from .backbones import RegistrationTravelsMixin, backbone_modality, resolve_backbone
 from .callbacks import EarlyStoppingWithLastRow, GradualUnfreezing, fp16_loss_scaling, schedule_callback
@@ -216,7 +217,7 @@ class FineTunedEstimatorBase(
             (truncated to ``max_length`` tokens, with a warning).
         y : array-like of shape (N,) or (N, n_targets)
         sample_weight : array-like of shape (N,), optional
-            Per-sample weights of the loss.
+            Per-sample weights of the loss, >= 0.
 
         Returns
         -------
@@ -238,7 +239,7 @@ class FineTunedEstimatorBase(
         targets = self._encode_targets(y)
         if len(targets) != len(samples):
             raise ValueError(f"X and y have different lengths: {len(samples)} {modality}s but {len(targets)} targets.")
-        weights = _check_sample_weight(sample_weight, np.empty(len(samples)), dtype=np.float32)
+        weights = check_sample_weight(sample_weight, len(samples))
         weights = weights * self._target_weights(targets)
         packed = torch.from_numpy(np.column_stack([targets, weights]).astype(np.float32))
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
@@ -454,9 +455,17 @@ class FineTunedEstimatorBase(
         indices = np.arange(len(packed))
         if not self.early_stopping:
             return indices, None
-        return train_test_split(
-            indices, test_size=self.validation_fraction, random_state=seed, stratify=self._stratify(packed)
-        )
+        stratify = self._stratify(packed)
+        try:
+            return train_test_split(indices, test_size=self.validation_fraction, random_state=seed, stratify=stratify)
+        except ValueError as error:
+            per_class = "" if stratify is None else ", the same share of every class"
+            raise ValueError(
+                f"early_stopping=True holds out validation_fraction={self.validation_fraction!r} of the "
+                f"{len(indices)} samples{per_class}, which these samples cannot give ({error}). Pass more samples "
+                "(at least 2 of every class for a classifier), a validation_fraction that holds out at least one "
+                "sample of every class, or early_stopping=False."
+            ) from error
 
     def _prefix_key(self, network):
         """Identity of ``network``'s frozen prefix as built, for the activation cache; None when nothing is frozen."""
