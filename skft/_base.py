@@ -184,6 +184,10 @@ class FineTunedEstimatorBase(
     def _n_outputs(self):
         """Size of the output layer, known after :meth:`_encode_targets`."""
 
+    def _scaled_targets(self, targets, sample_weight):
+        """The encoded targets as the network learns them, given the samples' weights; unchanged by default."""
+        return targets
+
     def _validation_scores(self):
         """Scoring callbacks run on the early-stopping split every epoch (columns of ``history_``); none by default."""
         return []
@@ -240,6 +244,7 @@ class FineTunedEstimatorBase(
         if len(targets) != len(samples):
             raise ValueError(f"X and y have different lengths: {len(samples)} {modality}s but {len(targets)} targets.")
         weights = check_sample_weight(sample_weight, len(samples))
+        targets = self._scaled_targets(targets, weights)
         weights = weights * self._target_weights(targets)
         packed = torch.from_numpy(np.column_stack([targets, weights]).astype(np.float32))
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
@@ -287,6 +292,9 @@ class FineTunedEstimatorBase(
             network.own_frozen_blocks()
         if continues:
             net.history = continued_history(self.history_, net.history)
+        # Fitted means ready to predict (dropout off, BatchNorm statistics used), as predict leaves it.
+        network.eval()
+        net.criterion_.eval()
         self.net_ = net
         self.history_ = net.history
         self.lr_ = self._resolved_lr()

@@ -114,10 +114,10 @@ def set_input_tags(tags, backbone):
     """Describe in scikit-learn's ``Tags`` what ``X`` is for ``backbone`` (decided without building it).
 
     Images arrive as 3-D or 4-D arrays of values 0..255 or 0..1 (``three_d_array``,
-    ``positive_only``); texts as a sequence of str (``string``). ``two_d_array`` keeps scikit-learn's
-    default True although a table is refused: it is the tag under which scikit-learn runs its API
-    checks, and the checks that fail only because ``X`` must be images or texts are listed, each
-    with its reason, in ``tests/test_sklearn_contract.py``.
+    ``positive_only``); texts as a sequence of str (``string``). Neither is a 2-D table
+    (``two_d_array=False``), so scikit-learn's own check suite, which feeds tables, skips these
+    estimators; ``tests/sklearn_checks.py`` runs its invariants on images and on texts instead,
+    and ``docs/sklearn-contract.md`` lists the checks that do not apply and why.
 
     Parameters
     ----------
@@ -130,6 +130,7 @@ def set_input_tags(tags, backbone):
     -------
     sklearn.utils.Tags
     """
+    tags.input_tags.two_d_array = False
     if backbone_modality(backbone) == "text":
         tags.input_tags.string = True
     else:

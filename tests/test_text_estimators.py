@@ -172,7 +172,7 @@ def test_backbone_features_on_text_feed_a_pipeline_and_pick_a_layer(bert_dir, te
     "backbone_kind, X, overrides, error, message",
     [
         ("image", ["a fine film", "dull"], {}, TypeError, "choose a text backbone"),
-        ("text", make_images(4)[0], {}, TypeError, "images or numbers"),
+        ("text", make_images(4)[0], {}, ValueError, "images or numbers"),
         ("text", ["ok", None, "bad", "good"], {}, ValueError, r"X\[1\] is missing"),
         ("text", [b"ok", "a", "b", "c"], {}, TypeError, "bytes"),
         ("text", np.array([["a", "b"]] * 4), {}, ValueError, "2-D array of str"),

@@ -27,10 +27,10 @@ def check_texts(X, name="X"):
     Raises
     ------
     TypeError
-        For a single str, bytes, non-str items, or an image array.
+        For a single str, bytes, or items that are not str.
     ValueError
-        For a 2-D array or DataFrame of str, missing values (None, NaN), a text that is not valid
-        Unicode (a lone surrogate), or no texts at all.
+        For an array of numbers (images, a table), a 2-D array or DataFrame of str, missing values
+        (None, NaN), a text that is not valid Unicode (a lone surrogate), or no texts at all.
     """
     if isinstance(X, (str, bytes)):
         raise TypeError(f"{name} is a single {type(X).__name__} ({_shorten(X)}). {_FIX} E.g. {name}=[text].")
@@ -42,7 +42,7 @@ def check_texts(X, name="X"):
     if hasattr(X, "to_numpy"):
         X = X.to_numpy(dtype=object)
     array = np.asarray(X, dtype=object) if not isinstance(X, np.ndarray) else X
-    if array.ndim != 1:
+    if array.ndim != 1 or array.dtype.kind in "biufc":
         _raise_for_shape(array, name)
     texts = [_check_item(item, index, name) for index, item in enumerate(array.tolist())]
     if not texts:
@@ -56,8 +56,9 @@ def _raise_for_shape(array, name):
             f"{name} is a {array.ndim}-D array of str with shape {array.shape}. {_FIX} Pass one column, e.g. "
             f"{name}[:, 0], or join each row's texts into one str."
         )
-    if array.dtype.kind in "biuf" or array.ndim >= 3:
-        raise TypeError(
+    if array.dtype.kind in "biufc" or array.ndim >= 3:
+        # A ValueError, as scikit-learn raises for an array of the wrong shape or dtype.
+        raise ValueError(
             f"{name} looks like images or numbers (an array of shape {array.shape}, dtype {array.dtype}), but the "
             f"backbone is a text encoder. {_FIX} For images, choose an image backbone (see skft.list_backbones())."
         )
