@@ -11,6 +11,8 @@ Outputs are compared to ``ATOL``: a network's float32 arithmetic may round diffe
 of another size or layout (scikit-learn's own tolerance for such checks is ``rtol=1e-7`` on float64).
 """
 
+import copy
+import hashlib
 import pickle
 
 import numpy as np
@@ -30,6 +32,19 @@ def _fit(estimator, X, y, **fit_params):
     """A fitted clone of ``estimator`` (``y`` is passed to supervised estimators only)."""
     fitted = clone(estimator)
     return fitted.fit(X, y, **fit_params) if _is_supervised(estimator) else fitted.fit(X)
+
+
+#: Fitted estimators by what they were fitted as (class, parameters, data): checks that only need "a fitted
+#: estimator" share one fit (each gets its own deep copy); checks about fitting itself always fit.
+_FITTED = {}
+
+
+def _fitted(estimator, X, y):
+    """A deep copy of ``estimator`` fitted on ``X, y``; fitted once per class, parameters and data."""
+    key = hashlib.sha256(pickle.dumps((type(estimator), estimator.get_params(), X, y))).hexdigest()
+    if key not in _FITTED:
+        _FITTED[key] = _fit(estimator, X, y)
+    return copy.deepcopy(_FITTED[key])
 
 
 def _is_supervised(estimator):
@@ -55,13 +70,6 @@ def _take(X, indices):
     return X[indices] if isinstance(X, np.ndarray) else [X[index] for index in indices]
 
 
-def check_fit_returns_self(estimator, X, y):
-    """``fit`` returns the estimator (``check_estimators_fit_returns_self``)."""
-    unfitted = clone(estimator)
-    fitted = unfitted.fit(X, y) if _is_supervised(estimator) else unfitted.fit(X)
-    assert fitted is unfitted
-
-
 def check_not_fitted_before_fit(estimator, X, y):
     """Every prediction method raises ``NotFittedError`` before ``fit`` (``check_estimators_unfitted``)."""
     unfitted = clone(estimator)
@@ -73,7 +81,7 @@ def check_not_fitted_before_fit(estimator, X, y):
 
 def check_methods_subset_invariance(estimator, X, y):
     """Outputs on part of ``X`` are the rows of the outputs on all of it (``check_methods_subset_invariance``)."""
-    fitted = _fit(estimator, X, y)
+    fitted = _fitted(estimator, X, y)
     whole = _outputs(fitted, X)
     for part in (slice(0, 1), slice(1, len(y) // 2), slice(len(y) // 2, None)):
         indices = np.arange(len(y))[part]
@@ -83,7 +91,7 @@ def check_methods_subset_invariance(estimator, X, y):
 
 def check_methods_sample_order_invariance(estimator, X, y):
     """Shuffled ``X`` gives the outputs shuffled alike (``check_methods_sample_order_invariance``)."""
-    fitted = _fit(estimator, X, y)
+    fitted = _fitted(estimator, X, y)
     order = np.random.default_rng(0).permutation(len(y))
     expected = {method: values[order] for method, values in _outputs(fitted, X).items()}
     _assert_same_outputs(_outputs(fitted, _take(X, order)), expected, "shuffled samples")
@@ -105,7 +113,7 @@ def check_predict_changes_nothing(estimator, X, y):
     The data loaders' own random generators are left out: a ``DataLoader`` draws a seed from its
     generator whenever it is iterated, for worker processes, and no output depends on it.
     """
-    fitted = _fit(estimator, X, y)
+    fitted = _fitted(estimator, X, y)
     before = _state(fitted)
     identities = {name: id(value) for name, value in vars(fitted).items()}
     _outputs(fitted, X)
@@ -132,13 +140,15 @@ def _state(fitted):
     return state
 
 
-def check_fit_keeps_parameters(estimator, X, y):
-    """``fit`` neither replaces nor mutates a constructor parameter (``check_dont_overwrite_parameters``,
+def check_fit_returns_self_and_keeps_parameters(estimator, X, y):
+    """``fit`` returns the estimator and neither replaces nor mutates a constructor parameter; it only adds
+    attributes ending in ``_`` (``check_estimators_fit_returns_self``, ``check_dont_overwrite_parameters``,
     ``check_estimators_overwrite_params``)."""
     unfitted = clone(estimator)
     identities = {name: id(value) for name, value in unfitted.get_params().items()}
     pickled = {name: pickle.dumps(value) for name, value in unfitted.get_params().items()}
     fitted = unfitted.fit(X, y) if _is_supervised(estimator) else unfitted.fit(X)
+    assert fitted is unfitted
     for name, value in fitted.get_params().items():
         assert id(value) == identities[name], f"fit replaced {name}"
         assert pickle.dumps(value) == pickled[name], f"fit changed {name}"
@@ -163,7 +173,7 @@ def _strided(values):
 def check_read_only_and_non_contiguous_input(estimator, X, y):
     """Read-only ``X`` and ``y`` (as memory-mapped data is), and strided views, fit and predict as plain
     arrays do (``check_readonly_memmap_input``, ``check_f_contiguous_array_estimator``)."""
-    fitted = _fit(estimator, X, y)
+    fitted = _fitted(estimator, X, y)
     expected = _outputs(fitted, X)
     for name, convert in (("read-only", _read_only), ("non-contiguous", _strided)):
         other = _fit(estimator, convert(X), convert(y))
@@ -179,7 +189,7 @@ def check_clone_and_params(estimator, X, y):
     params = estimator.get_params()
     assert clone(estimator).get_params() == params
     assert clone(estimator).set_params(**params).get_params() == params
-    fitted = _fit(estimator, X, y)
+    fitted = _fitted(estimator, X, y)
     unfitted = clone(fitted)
     assert unfitted.get_params() == fitted.get_params()
     assert not [name for name in vars(unfitted) if name.endswith("_") and not name.startswith("_")]
@@ -188,7 +198,7 @@ def check_clone_and_params(estimator, X, y):
 
 def check_pickle(estimator, X, y):
     """A fitted estimator, pickled and read back, predicts the same (``check_estimators_pickle``)."""
-    fitted = _fit(estimator, X, y)
+    fitted = _fitted(estimator, X, y)
     expected = _outputs(fitted, X)
     skft.clear_cache()
     _assert_same_outputs(_outputs(pickle.loads(pickle.dumps(fitted)), X), expected, "after pickling")
@@ -222,7 +232,7 @@ def check_no_n_features_in(estimator, X, y):
     """No ``n_features_in_`` nor ``feature_names_in_`` (``check_n_features_in``, ``check_dataframe_column_names
     _consistency``): images of any size and texts of any length are taken, so there is no fixed number of input
     features nor named columns. A transformer names its output columns, one per feature."""
-    fitted = _fit(estimator, X, y)
+    fitted = _fitted(estimator, X, y)
     assert not hasattr(fitted, "n_features_in_") and not hasattr(fitted, "feature_names_in_")
     if hasattr(fitted, "get_feature_names_out"):
         names = fitted.get_feature_names_out()
@@ -233,7 +243,7 @@ def check_no_n_features_in(estimator, X, y):
 def check_transform_batch_independence(estimator, X, y):
     """Each sample's features do not depend on the others in its batch, padded texts included
     (``batch_size`` 1 against all in one batch)."""
-    fitted = _fit(estimator, X, y)
+    fitted = _fitted(estimator, X, y)
     expected = _outputs(fitted, X)
     for batch_size in (1, len(y)):
         _assert_same_outputs(_outputs(fitted.set_params(batch_size=batch_size), X), expected, f"{batch_size=}")
@@ -254,7 +264,7 @@ def check_bad_input_is_a_value_error(estimator, X, y):
     for bad in bad_fits.values():
         with pytest.raises(ValueError, match="X"):
             clone(estimator).fit(bad, y) if _is_supervised(estimator) else clone(estimator).fit(bad)
-    fitted = _fit(estimator, X, y)
+    fitted = _fitted(estimator, X, y)
     for method in METHODS:
         if hasattr(fitted, method):
             with pytest.raises(ValueError, match="X"):
@@ -282,13 +292,12 @@ def check_regressor_targets(estimator, X, y):
 
 
 COMMON_CHECKS = [
-    check_fit_returns_self,
     check_not_fitted_before_fit,
     check_methods_subset_invariance,
     check_methods_sample_order_invariance,
     check_fit_idempotent,
     check_predict_changes_nothing,
-    check_fit_keeps_parameters,
+    check_fit_returns_self_and_keeps_parameters,
     check_read_only_and_non_contiguous_input,
     check_clone_and_params,
     check_pickle,
