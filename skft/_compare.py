@@ -86,6 +86,17 @@ def _leave_out_refused(candidate):
     return left_out
 
 
+def _check_prompts_before_any_fit(candidates, X, y):
+    """Fit the ``"prompt"`` row zero-shot on one text per class, so that a prompt it cannot use (classes whose
+    prompts tokenise alike, a template that cannot be filled in) is an error before the other rows train."""
+    for name, candidate in candidates:
+        if name == "prompt":
+            labels = np.asarray(y)
+            first = np.unique(labels, return_index=True)[1]
+            texts = list(X)
+            clone(candidate).set_params(prompt_tokens=0).fit([texts[index] for index in first], labels[first])
+
+
 def _trainable_params(fitted):
     if not hasattr(fitted, "net_"):
         return int(np.size(fitted[-1].coef_) + np.size(fitted[-1].intercept_))
@@ -186,6 +197,12 @@ def compare_modes(X, y, *, cv=5, **estimator_params):
           took them all. ``l2sp_alpha > 0`` and ``bn_trainable=True`` do not apply to ``"lora"``;
           ``trainable_layers=None`` (every block) applies only to ``"lora"``.
 
+    Raises
+    ------
+    ValueError
+        Before any row trains, when the ``"prompt"`` row cannot use its class prompts (classes whose
+        prompts the tokenizer reads alike, e.g. emoji labels: pass ``label_prompts``).
+
     Warns
     -----
     UserWarning
@@ -207,7 +224,9 @@ def compare_modes(X, y, *, cv=5, **estimator_params):
     is_classifier = type_of_target(np.asarray(y)) in ("binary", "multiclass")
     estimator = (FineTunedClassifier if is_classifier else FineTunedRegressor)(**estimator_params)
     rows = {}
-    for name, candidate in _candidates(estimator, is_classifier):
+    candidates = _candidates(estimator, is_classifier)
+    _check_prompts_before_any_fit(candidates, X, y)
+    for name, candidate in candidates:
         left_out = _leave_out_refused(candidate)
         result = cross_validate(candidate, X, y, cv=cv, return_estimator=True)
         rows[name] = {
