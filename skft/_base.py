@@ -12,7 +12,7 @@ from sklearn.base import BaseEstimator
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNet
 from skorch.dataset import Dataset
 from skorch.helper import predefined_split
@@ -43,6 +43,7 @@ from ._nn.pretrained_base import base_digests
 from ._nn.regularizers import L2SPPenalty, block_drift, snapshot_trainable
 from ._nn.seeding import FitGenerators, seeded_global_generator
 from ._saving import SavedAsModelFile
+from ._targets import check_sample_weight
 from ._text import TextCollate, tokenized_texts
 from .backbones import RegistrationTravelsMixin, backbone_modality, resolve_backbone
 from .callbacks import EarlyStoppingWithLastRow, GradualUnfreezing, fp16_loss_scaling, schedule_callback
@@ -184,6 +185,10 @@ class FineTunedEstimatorBase(
     def _n_outputs(self):
         """Size of the output layer, known after :meth:`_encode_targets`."""
 
+    def _scaled_targets(self, targets, sample_weight):
+        """The encoded targets as the network learns them, given the samples' weights; unchanged by default."""
+        return targets
+
     def _validation_scores(self):
         """Scoring callbacks run on the early-stopping split every epoch (columns of ``history_``); none by default."""
         return []
@@ -217,7 +222,7 @@ class FineTunedEstimatorBase(
             (truncated to ``max_length`` tokens, with a warning).
         y : array-like of shape (N,) or (N, n_targets)
         sample_weight : array-like of shape (N,), optional
-            Per-sample weights of the loss.
+            Per-sample weights of the loss, >= 0.
 
         Returns
         -------
@@ -239,7 +244,8 @@ class FineTunedEstimatorBase(
         targets = self._encode_targets(y)
         if len(targets) != len(samples):
             raise ValueError(f"X and y have different lengths: {len(samples)} {modality}s but {len(targets)} targets.")
-        weights = _check_sample_weight(sample_weight, np.empty(len(samples)), dtype=np.float32)
+        weights = check_sample_weight(sample_weight, len(samples))
+        targets = self._scaled_targets(targets, weights)
         weights = weights * self._target_weights(targets)
         packed = torch.from_numpy(np.column_stack([targets, weights]).astype(np.float32))
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
@@ -262,6 +268,9 @@ class FineTunedEstimatorBase(
             base = getattr(self, "_base_digests", None) if continues or self.weights is None else base_digests(network)
             if continues:
                 continue_from(network, self.net_.module_)
+                if self.mode == "prompt":
+                    # The class prompts are this fit's (label_prompts, prompt_template), not the previous fit's.
+                    network.head = self._prompt_head(network)
             # A continued fit may start from frozen blocks that trained before: no cached activations.
             self.prefix_key_ = None if continues else self._prefix_key(network)
             if self._trains_nothing():
@@ -286,6 +295,9 @@ class FineTunedEstimatorBase(
             network.own_frozen_blocks()
         if continues:
             net.history = continued_history(self.history_, net.history)
+        # Fitted means ready to predict (dropout off, BatchNorm statistics used), as predict leaves it.
+        network.eval()
+        net.criterion_.eval()
         self.net_ = net
         self.history_ = net.history
         self.lr_ = self._resolved_lr()
@@ -321,13 +333,23 @@ class FineTunedEstimatorBase(
                     f"{self.backbone!r} reads images. For an image backbone with its weights unchanged, use "
                     "mode='feature_extraction'."
                 )
+        refused = self._refused_by_mode()
+        if refused:
+            raise ValueError(next(iter(refused.values())))
+
+    def _refused_by_mode(self):
+        """The parameters set to a value ``mode`` refuses: name -> the error's message, which says the fix.
+
+        :meth:`_check_mode` raises the first; ``compare_modes`` leaves them out of the rows they do not apply to.
+        """
+        refused = {}
         if self.trainable_layers is None and self.mode != "lora":
-            raise ValueError(
+            refused["trainable_layers"] = (
                 f"trainable_layers=None means every block only with mode='lora'; mode={self.mode!r} needs an integer "
                 "(0 trains the head alone). Pass an integer, or mode='full' to train every block."
             )
         if self.mode != "lora":
-            return
+            return refused
         for name, value, why in (
             (
                 "l2sp_alpha",
@@ -343,10 +365,11 @@ class FineTunedEstimatorBase(
             ("warm_start", self._continues_previous_fit(), "a continued fit would add new adapters onto merged ones"),
         ):
             if value:
-                raise ValueError(
+                refused[name] = (
                     f"{name}={getattr(self, name)!r} does not apply to mode='lora': {why}. Leave {name} at its "
                     "default, or choose mode='repurpose' or 'full'."
                 )
+        return refused
 
     def _check_prompt_params(self):
         """Validate the prompt parameters for ``mode="prompt"``; only classifiers have a prompt per class."""
@@ -449,9 +472,17 @@ class FineTunedEstimatorBase(
         indices = np.arange(len(packed))
         if not self.early_stopping:
             return indices, None
-        return train_test_split(
-            indices, test_size=self.validation_fraction, random_state=seed, stratify=self._stratify(packed)
-        )
+        stratify = self._stratify(packed)
+        try:
+            return train_test_split(indices, test_size=self.validation_fraction, random_state=seed, stratify=stratify)
+        except ValueError as error:
+            per_class = "" if stratify is None else ", the same share of every class"
+            raise ValueError(
+                f"early_stopping=True holds out validation_fraction={self.validation_fraction!r} of the "
+                f"{len(indices)} samples{per_class}, which these samples cannot give ({error}). Pass more samples "
+                "(at least 2 of every class for a classifier), a validation_fraction that holds out at least one "
+                "sample of every class, or early_stopping=False."
+            ) from error
 
     def _prefix_key(self, network):
         """Identity of ``network``'s frozen prefix as built, for the activation cache; None when nothing is frozen."""

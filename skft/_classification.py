@@ -12,6 +12,7 @@ from sklearn.utils.validation import column_or_1d
 from skorch.callbacks import EpochScoring
 
 from ._base import FineTunedEstimatorBase
+from ._nn.distinct_prompts import check_distinct_prompts
 from ._nn.losses import WeightedCrossEntropy
 from ._nn.prompting import PromptHead, class_prompt_texts, pooled_embeddings
 from ._parameter_docs import document_shared
@@ -196,6 +197,7 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         """The head of ``mode="prompt"``: similarities to the embeddings of each class's prompt text."""
         texts = class_prompt_texts(self.classes_, self.prompt_template, self.label_prompts)
         tokens = tokenized_texts(texts, network.normalizer)
+        check_distinct_prompts(self.classes_.tolist(), texts, tokens.ids)
         return PromptHead(pooled_embeddings(network, pad_token_ids(tokens.ids, tokens.pad_token_id)))
 
     def _validation_scores(self):

@@ -21,7 +21,16 @@ from ._nn.lora import import_peft
 from ._regression import FineTunedRegressor
 from .backbones import backbone_modality
 
-COLUMNS = ["score_mean", "score_std", "fit_time", "predict_time", "trainable_params", "file_bytes", "drift"]
+COLUMNS = [
+    "score_mean",
+    "score_std",
+    "fit_time",
+    "predict_time",
+    "trainable_params",
+    "file_bytes",
+    "drift",
+    "left_out",
+]
 FLOOR_IMAGE_SIZE = 32
 
 
@@ -60,6 +69,32 @@ def _candidates(estimator, is_classifier):
         ("full, weights=None", clone(estimator).set_params(mode="full", weights=None)),
         _baseline(modality, is_classifier),
     ]
+
+
+def _leave_out_refused(candidate):
+    """Set the parameters ``candidate``'s mode refuses back to their defaults; say which (``"name=value"``, joined).
+
+    A parameter given to ``compare_modes`` applies to every row that accepts it: ``l2sp_alpha`` does not
+    apply to ``"lora"``, ``trainable_layers=None`` only applies to it. Those rows run without it.
+    """
+    if not hasattr(candidate, "_refused_by_mode"):
+        return ""
+    refused = list(candidate._refused_by_mode())
+    defaults = type(candidate)().get_params()
+    left_out = ", ".join(f"{name}={getattr(candidate, name)!r}" for name in refused)
+    candidate.set_params(**{name: defaults[name] for name in refused})
+    return left_out
+
+
+def _check_prompts_before_any_fit(candidates, X, y):
+    """Fit the ``"prompt"`` row zero-shot on one text per class, so that a prompt it cannot use (classes whose
+    prompts tokenise alike, a template that cannot be filled in) is an error before the other rows train."""
+    for name, candidate in candidates:
+        if name == "prompt":
+            labels = np.asarray(y)
+            first = np.unique(labels, return_index=True)[1]
+            texts = list(X)
+            clone(candidate).set_params(prompt_tokens=0).fit([texts[index] for index in first], labels[first])
 
 
 def _trainable_params(fitted):
@@ -156,7 +191,17 @@ def compare_modes(X, y, *, cv=5, **estimator_params):
           (by default only what the fit changed; NaN for the baseline, and for a backbone given
           as an ``nn.Module``, which ``save`` refuses);
         - ``drift``: mean relative distance of the trained blocks from their starting values
-          (NaN for the baseline).
+          (NaN for the baseline);
+        - ``left_out``: the parameters of ``**estimator_params`` the row's mode refuses, which it
+          ran without (at their defaults), as ``"name=value"`` joined by ``", "``; ``""`` when it
+          took them all. ``l2sp_alpha > 0`` and ``bn_trainable=True`` do not apply to ``"lora"``;
+          ``trainable_layers=None`` (every block) applies only to ``"lora"``.
+
+    Raises
+    ------
+    ValueError
+        Before any row trains, when the ``"prompt"`` row cannot use its class prompts (classes whose
+        prompts the tokenizer reads alike, e.g. emoji labels: pass ``label_prompts``).
 
     Warns
     -----
@@ -172,14 +217,17 @@ def compare_modes(X, y, *, cv=5, **estimator_params):
     >>> list(table.index)
     ['full', 'repurpose', 'feature_extraction', 'lora', 'full, weights=None', 'linear model on pixels']
     >>> list(table.columns)
-    ['score_mean', 'score_std', 'fit_time', 'predict_time', 'trainable_params', 'file_bytes', 'drift']
+    ['score_mean', 'score_std', 'fit_time', 'predict_time', 'trainable_params', 'file_bytes', 'drift', 'left_out']
     """
     import pandas as pd
 
     is_classifier = type_of_target(np.asarray(y)) in ("binary", "multiclass")
     estimator = (FineTunedClassifier if is_classifier else FineTunedRegressor)(**estimator_params)
     rows = {}
-    for name, candidate in _candidates(estimator, is_classifier):
+    candidates = _candidates(estimator, is_classifier)
+    _check_prompts_before_any_fit(candidates, X, y)
+    for name, candidate in candidates:
+        left_out = _leave_out_refused(candidate)
         result = cross_validate(candidate, X, y, cv=cv, return_estimator=True)
         rows[name] = {
             "score_mean": float(np.mean(result["test_score"])),
@@ -189,6 +237,7 @@ def compare_modes(X, y, *, cv=5, **estimator_params):
             "trainable_params": _trainable_params(result["estimator"][0]),
             "file_bytes": saved_file_bytes(result["estimator"][0]),
             "drift": float(np.mean([mean_drift(fitted) for fitted in result["estimator"]])),
+            "left_out": left_out,
         }
     table = pd.DataFrame.from_dict(rows, orient="index", columns=COLUMNS)
     table.index.name = "candidate"

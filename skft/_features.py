@@ -158,8 +158,11 @@ class BackboneFeatures(
         return self
 
     def __sklearn_tags__(self):
-        """scikit-learn's tags: ``X`` is images (or texts for a text backbone); see :func:`set_input_tags`."""
-        return set_input_tags(super().__sklearn_tags__(), self.backbone)
+        """scikit-learn's tags: ``X`` is images (or texts for a text backbone), see :func:`set_input_tags`;
+        the features are float32 whatever the input's dtype."""
+        tags = set_input_tags(super().__sklearn_tags__(), self.backbone)
+        tags.transformer_tags.preserves_dtype = []
+        return tags
 
     @property
     def _n_features_out(self):

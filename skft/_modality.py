@@ -10,6 +10,7 @@ import os
 import numpy as np
 import scipy.sparse
 
+from ._images.folders import IMAGE_EXTENSIONS
 from ._images.source import as_image_source
 from ._text import check_texts
 from .backbones import backbone_modality
@@ -48,7 +49,7 @@ def check_samples(X, modality, backbone, image_size=None):
 
 
 def _refuse_texts(X, backbone):
-    """Refuse a sequence of str none of which is a file: texts given to an image backbone."""
+    """Refuse str that are no files and not all paths (see :func:`_looks_like_path`): texts for an image backbone."""
     if isinstance(X, (str, bytes)) or hasattr(X, "columns"):
         return
     if hasattr(X, "to_numpy") and not isinstance(X, np.ndarray):
@@ -59,8 +60,8 @@ def _refuse_texts(X, backbone):
         X = X.tolist()
     if not isinstance(X, (list, tuple)) or not X or not all(isinstance(item, str) for item in X):
         return
-    if any(os.path.isfile(item) for item in X):
-        return
+    if any(os.path.isfile(item) for item in X) or all(_looks_like_path(item) for item in X):
+        return  # paths: as_image_source names the first one that is not an image file
     shown = X[0] if len(X[0]) <= 60 else X[0][:57] + "..."
     raise TypeError(
         f"X holds str that are not image files (X[0] = {shown!r}), but backbone={backbone!r} reads images (arrays, "
@@ -68,6 +69,16 @@ def _refuse_texts(X, backbone):
         "'hf:<model id>', or a model directory). If X holds paths, check them (relative paths start from "
         f"{os.getcwd()!r})."
     )
+
+
+def _looks_like_path(text):
+    """Whether a str is meant as a file path: it ends in an image extension, or is one word holding a separator.
+
+    Texts hold separators too ("and/or", "10/10"), but rarely without a space between words.
+    """
+    separators = [os.sep, os.altsep, "/"]
+    has_separator = any(separator and separator in text for separator in separators)
+    return text.lower().endswith(IMAGE_EXTENSIONS) or (has_separator and not any(c.isspace() for c in text))
 
 
 def check_modality_params(estimator, modality, backbone):
@@ -103,10 +114,10 @@ def set_input_tags(tags, backbone):
     """Describe in scikit-learn's ``Tags`` what ``X`` is for ``backbone`` (decided without building it).
 
     Images arrive as 3-D or 4-D arrays of values 0..255 or 0..1 (``three_d_array``,
-    ``positive_only``); texts as a sequence of str (``string``). ``two_d_array`` keeps scikit-learn's
-    default True although a table is refused: it is the tag under which scikit-learn runs its API
-    checks, and the checks that fail only because ``X`` must be images or texts are listed, each
-    with its reason, in ``tests/test_sklearn_contract.py``.
+    ``positive_only``); texts as a sequence of str (``string``). Neither is a 2-D table
+    (``two_d_array=False``), so scikit-learn's own check suite, which feeds tables, skips these
+    estimators; ``tests/sklearn_checks.py`` runs its invariants on images and on texts instead,
+    and ``docs/sklearn-contract.md`` lists the checks that do not apply and why.
 
     Parameters
     ----------
@@ -119,6 +130,7 @@ def set_input_tags(tags, backbone):
     -------
     sklearn.utils.Tags
     """
+    tags.input_tags.two_d_array = False
     if backbone_modality(backbone) == "text":
         tags.input_tags.string = True
     else:

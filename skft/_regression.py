@@ -14,7 +14,8 @@ from ._targets import check_no_missing_targets
 class FineTunedRegressor(RegressorMixin, FineTunedEstimatorBase):
     """Regressor on images or texts that fine-tunes a pretrained backbone and trains a new head.
 
-    Targets are standardised for training (zero mean, unit variance per column) and predictions
+    Targets are standardised for training (zero mean, unit variance per column, both weighted by
+    ``sample_weight``, so that a weight of 2 counts a sample twice) and predictions
     are transformed back; a fit with ``warm_start=True`` keeps the standardisation of the fit it
     continues. The loss is the (``sample_weight``-weighted) mean squared error of the standardised
     targets.
@@ -68,13 +69,17 @@ class FineTunedRegressor(RegressorMixin, FineTunedEstimatorBase):
                     f"{y2d.shape[1]}. Pass y with as many columns, or warm_start=False to start again from the "
                     "pretrained weights."
                 )
-        else:
-            self.target_mean_ = y2d.mean(axis=0)
-            scale = y2d.std(axis=0)
-            self.target_scale_ = np.where(scale > 0, scale, 1.0)
         self.n_targets_ = y2d.shape[1]
         self.target_ndim_ = y.ndim
-        return ((y2d - self.target_mean_) / self.target_scale_).astype(np.float32)
+        return y2d
+
+    def _scaled_targets(self, targets, sample_weight):
+        """Standardised targets; the mean and scale are weighted, so a weight of 2 counts a sample twice."""
+        if not self._continues_previous_fit():
+            self.target_mean_ = np.average(targets, axis=0, weights=sample_weight)
+            scale = np.sqrt(np.average((targets - self.target_mean_) ** 2, axis=0, weights=sample_weight))
+            self.target_scale_ = np.where(scale > 0, scale, 1.0)
+        return ((targets - self.target_mean_) / self.target_scale_).astype(np.float32)
 
     def _n_outputs(self):
         return self.n_targets_

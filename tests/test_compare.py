@@ -34,10 +34,12 @@ def test_an_image_backbone_gets_every_mode_but_prompt_and_the_cost_columns(table
             "trainable_params",
             "file_bytes",
             "drift",
+            "left_out",
         ]
     )
     assert (table["predict_time"] > 0).all()
     assert table.loc["feature_extraction", "drift"] == 0.0
+    assert (table["left_out"] == "").all()
 
 
 def test_trainable_params_count_what_each_mode_trains(table):
@@ -74,3 +76,23 @@ def test_a_regressor_gets_the_same_rows():
     regression = compare_modes(X, y * 1.5 + 0.25, cv=2, **PARAMS)
     assert list(regression.index) == IMAGE_ROWS
     assert regression.shape == (len(IMAGE_ROWS), len(COLUMNS))
+
+
+@pytest.mark.parametrize(
+    "shared, left_out",
+    [
+        # l2sp_alpha applies to every row but lora, which used to crash after the rows before it were fitted.
+        ({"l2sp_alpha": 0.01}, {"lora": "l2sp_alpha=0.01"}),
+        # trainable_layers=None (every block) applies only to lora.
+        (
+            {"trainable_layers": None},
+            dict.fromkeys(["full", "repurpose", "feature_extraction", "full, weights=None"], "trainable_layers=None"),
+        ),
+    ],
+    ids=["l2sp_alpha", "trainable_layers=None"],
+)
+def test_each_row_gets_only_the_parameters_it_accepts_and_says_which_it_left_out(shared, left_out):
+    X, y = make_images(8)
+    table = compare_modes(X, y, cv=2, **{**PARAMS, **shared})
+    assert list(table.index) == IMAGE_ROWS
+    assert table["left_out"].to_dict() == {row: left_out.get(row, "") for row in IMAGE_ROWS}

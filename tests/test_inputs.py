@@ -297,7 +297,7 @@ def test_load_image_folder_errors(tmp_path):
         (np.full((2, 8, 8), 300), ValueError, r"0..255.*from 300 to 300"),
         (np.full((2, 8, 8), -1, np.int8), ValueError, r"from -1 to -1"),
         (np.zeros((2, 8, 8), bool), TypeError, r"dtype bool.*astype\(np.uint8\) \* 255"),
-        (np.zeros((2, 8, 8), complex), TypeError, "must hold numbers"),
+        (np.zeros((2, 8, 8), complex), ValueError, "holds complex numbers"),
         ([[1, 2, 3], [4, 5, 6]], ValueError, r"X has shape \(2, 3\): a table"),
         ([[[1, 2], [3]]], TypeError, "nested list whose items are not all numbers of one shape"),
         ([np.zeros((8, 8)), np.full((4, 4), np.nan)], ValueError, r"X\[1\] contains NaN"),

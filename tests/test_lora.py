@@ -75,10 +75,12 @@ def test_merged_prediction_equals_adapter_prediction(fitted):
 
 def test_blocks_before_trainable_layers_are_frozen_and_cached():
     X, y = make_images(40, n_classes=2)
+    skft.clear_cache()
+    lora_classifier(trainable_layers=1).fit(X, y)
     clf = lora_classifier(trainable_layers=1).fit(X, y)
+    assert skft.cache_info().misses == 40 and skft.cache_info().hits == 40  # the second fit is served the prefix
     network = clf.net_.module_
     assert clf.n_frozen_blocks_ == len(network.backbone) - 1
-    assert clf.prefix_key_ is not None
     assert not any(".lora_" in name for name, _ in network.backbone[0].named_parameters())
     assert clf.drift_[clf.block_names_[0]] == 0.0
 
@@ -94,8 +96,12 @@ def test_schedules_and_warmup_keep_the_pretrained_weights_frozen():
 def test_grid_search_over_rank():
     X, y = make_images(40, n_classes=2)
     search = GridSearchCV(lora_classifier(max_epochs=1), {"lora_rank": [1, 4]}, cv=2).fit(X, y)
-    assert search.best_params_["lora_rank"] in (1, 4)
-    assert search.best_estimator_.lora_alpha_ == 2.0 * search.best_params_["lora_rank"]
+    rank = search.best_params_["lora_rank"]
+    assert search.best_estimator_.lora_alpha_ == 2.0 * rank
+    # The rank chosen reaches the network: its adapters' down-projections have that many rows.
+    network = search.best_estimator_.net_.module_
+    down = [p for name, p in network.named_parameters() if ".lora_A." in name]
+    assert down and {p.shape[0] for p in down} == {rank}
 
 
 @pytest.mark.parametrize(

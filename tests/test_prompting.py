@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 import torch
-from sklearn.model_selection import GridSearchCV
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from skorch.callbacks import Callback
 
 pytest.importorskip("transformers")
 
@@ -49,24 +50,47 @@ def test_zero_shot_trains_nothing_and_picks_the_most_similar_prompt(bert_dir, te
     np.testing.assert_allclose(clf.predict_proba(X).sum(axis=1), 1.0, rtol=1e-6)
 
 
+class GradientNorms(Callback):
+    """Records the gradient norm of every parameter that has one, per training step."""
+
+    def initialize(self):
+        self.norms_ = []
+        return self
+
+    def on_grad_computed(self, net, named_parameters, **kwargs):
+        self.norms_.append({name: float(p.grad.norm()) for name, p in named_parameters if p.grad is not None})
+
+
 def test_prompt_tuning_trains_only_the_prompt_vectors(bert_dir, texts):
     X, y = texts
-    clf = prompt_classifier(bert_dir, prompt_tokens=3).fit(X, y)
+    clf = prompt_classifier(bert_dir, prompt_tokens=3, callbacks=[("gradients", GradientNorms())]).fit(X, y)
     network = clf.net_.module_
     assert {name for name, p in network.named_parameters() if p.requires_grad} == {"backbone.prompt.tokens"}
     assert clf.block_names_ == ["embeddings", "prompt", "layer_0", "layer_1"]
     assert clf.n_frozen_blocks_ == 1 and clf.prefix_key_ is not None
-    assert clf.drift_["prompt"] > 0 and clf.drift_["layer_1"] == 0.0
+    # The prompt vectors received a gradient at every step (not only weight decay moved them), and the loss fell.
+    norms = dict(clf.net_.callbacks_)["gradients"].norms_
+    assert norms and all(set(step) == {"backbone.prompt.tokens"} for step in norms)
+    assert all(step["backbone.prompt.tokens"] > 0 for step in norms)
+    losses = clf.history_[:, "train_loss"]
+    assert losses[-1] < losses[0]
+    assert clf.drift_["layer_1"] == 0.0
     assert_backbone_unchanged(network, bert_dir)
 
 
 def test_grid_search_over_prompt_template(bert_dir, texts):
     X, y = texts
-    search = GridSearchCV(prompt_classifier(bert_dir), {"prompt_template": ["{label}", "a {label} movie"]}, cv=2).fit(
-        X, y
-    )
-    assert search.best_params_["prompt_template"] in ("{label}", "a {label} movie")
-    assert len(search.cv_results_["mean_test_score"]) == 2
+    templates = ["{label}", "a {label} movie"]
+    search = GridSearchCV(prompt_classifier(bert_dir), {"prompt_template": templates}, cv=2, scoring="neg_log_loss")
+    scores = search.fit(X, y).cv_results_["mean_test_score"]
+    # Each template reaches the fit: its score is that of a classifier built with it, and the two differ.
+    for template, score in zip(templates, scores):
+        expected = cross_val_score(
+            prompt_classifier(bert_dir, prompt_template=template), X, y, cv=2, scoring="neg_log_loss"
+        )
+        assert score == pytest.approx(expected.mean())
+    assert scores[0] != pytest.approx(scores[1])
+    assert search.best_estimator_.prompt_template == templates[int(np.argmax(scores))]
 
 
 @pytest.mark.parametrize("prompt_tokens", [0, 2])
@@ -112,3 +136,25 @@ def test_prompt_tuning_keeps_the_frozen_encoders_dropout_off(bert_dir, texts):
     network = clf.net_.module_.train()
     dropouts = [m for m in network.backbone.modules() if isinstance(m, torch.nn.Dropout)]
     assert dropouts and not any(m.training for m in dropouts)
+
+
+@pytest.mark.parametrize("prompt_tokens", [0, 2])
+def test_warm_start_embeds_the_current_class_prompts(bert_dir, texts, prompt_tokens):
+    X, y = texts
+    current = {"label_prompts": {0: X[0], 1: X[1]}, "prompt_template": "{label} !"}
+    clf = prompt_classifier(bert_dir, prompt_tokens=prompt_tokens, max_epochs=1).fit(X, y)
+    clf.set_params(warm_start=True, **current).fit(X, y)
+    skft.clear_cache()
+    fresh = prompt_classifier(bert_dir, prompt_tokens=prompt_tokens, max_epochs=1, **current).fit(X, y)
+    np.testing.assert_allclose(
+        clf.net_.module_.head.class_embeddings, fresh.net_.module_.head.class_embeddings, atol=1e-6
+    )
+
+
+def test_classes_whose_prompts_tokenise_alike_are_refused_naming_them_and_label_prompts(bert_dir, texts):
+    X, y = texts
+    labels = np.array(["\N{GRINNING FACE}", "\N{CRYING FACE}"])[y]  # both become [UNK]
+    with pytest.raises(ValueError, match="(?s)class '\N{GRINNING FACE}'.*class '\N{CRYING FACE}'.*label_prompts="):
+        prompt_classifier(bert_dir, label_prompts=None).fit(X, labels)
+    clf = prompt_classifier(bert_dir, label_prompts={"\N{GRINNING FACE}": "good", "\N{CRYING FACE}": "bad"})
+    assert set(clf.fit(X, labels).predict(X)) <= set(labels)

@@ -1,8 +1,6 @@
-"""scikit-learn's API checks, called explicitly, and their equivalents on images."""
+"""The scikit-learn contract: its API checks that need no data, its invariants on images and on texts
+(``sklearn_checks.py``), and the estimators inside its tools (search, cross-validation, pipelines, routing)."""
 
-import pickle
-
-import joblib
 import numpy as np
 import pytest
 import sklearn
@@ -13,20 +11,29 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.estimator_checks import (
     check_do_not_raise_errors_in_init_or_set_params,
     check_estimator_cloneable,
+    check_estimator_repr,
+    check_estimator_tags_renamed,
     check_get_params_invariance,
+    check_mixin_order,
     check_no_attributes_set_in_init,
     check_parameters_default_constructible,
     check_set_params,
-    parametrize_with_checks,
+    check_valid_tag_types,
 )
-from sklearn.utils.validation import check_is_fitted
 
 from skft import BackboneFeatures, FineTunedClassifier, FineTunedRegressor
 
 from conftest import TINY, TINY_SIZE, make_images
+from sklearn_checks import checks_for
+from text_fixtures import make_texts
 
 ESTIMATORS = [FineTunedClassifier, FineTunedRegressor, BackboneFeatures]
+# scikit-learn's checks that need no data (the rest feed tables: see sklearn_checks.py).
 CHECKS = [
+    check_estimator_repr,
+    check_estimator_tags_renamed,
+    check_mixin_order,
+    check_valid_tag_types,
     check_no_attributes_set_in_init,
     check_parameters_default_constructible,
     check_get_params_invariance,
@@ -40,45 +47,6 @@ CHECKS = [
 @pytest.mark.parametrize("Estimator", ESTIMATORS, ids=lambda e: e.__name__)
 def test_sklearn_api_checks(Estimator, check):
     check(Estimator.__name__, Estimator())
-
-
-def _fit(Estimator, tiny_params, X, y):
-    if Estimator is BackboneFeatures:
-        return Estimator(backbone=tiny_params["backbone"], image_size=tiny_params["image_size"], device="cpu").fit(X)
-    return Estimator(**tiny_params).fit(X, y)
-
-
-@pytest.mark.parametrize("Estimator", ESTIMATORS, ids=lambda e: e.__name__)
-def test_not_fitted_before_fit_and_fitted_after(Estimator, tiny_params):
-    X, y = make_images(16)
-    unfitted = Estimator()
-    with pytest.raises(Exception, match="not fitted"):
-        check_is_fitted(unfitted)
-    check_is_fitted(_fit(Estimator, tiny_params, X, y))
-
-
-@pytest.mark.parametrize("Estimator", ESTIMATORS, ids=lambda e: e.__name__)
-def test_fit_adds_only_attributes_ending_in_underscore(Estimator, tiny_params):
-    X, y = make_images(16)
-    before = dict(Estimator(**{k: v for k, v in tiny_params.items() if k in Estimator().get_params()}).__dict__)
-    fitted = _fit(Estimator, tiny_params, X, y)
-    added = set(fitted.__dict__) - set(before)
-    assert added and all(name.endswith("_") and not name.startswith("__") for name in added), added
-
-
-@pytest.mark.parametrize("Estimator", ESTIMATORS, ids=lambda e: e.__name__)
-def test_fit_never_changes_or_mutates_constructor_parameters(Estimator, tiny_params):
-    X, y = make_images(16)
-    params = {k: v for k, v in tiny_params.items() if k in Estimator().get_params()}
-    if Estimator is not BackboneFeatures:
-        params.update(head=[4], callbacks=[])
-    estimator = Estimator(**params)
-    originals = {name: pickle.dumps(value) for name, value in estimator.get_params().items()}
-    identities = {name: id(value) for name, value in estimator.get_params().items()}
-    estimator.fit(X, y)
-    for name, value in estimator.get_params().items():
-        assert id(value) == identities[name], name
-        assert pickle.dumps(value) == originals[name], name
 
 
 def test_grid_search_over_lr_and_batch_size(tiny_params):
@@ -113,24 +81,6 @@ def test_cross_val_score_and_pipeline(tiny_params):
     assert pipe.fit(X, y).predict(X).shape == (30,)
 
 
-@pytest.mark.parametrize("Estimator", [FineTunedClassifier, FineTunedRegressor], ids=lambda e: e.__name__)
-def test_pickle_and_joblib_round_trips_predict_identically(Estimator, tiny_params, tmp_path):
-    X, y = make_images(20)
-    fitted = Estimator(**tiny_params).fit(X, y)
-    expected = fitted.predict(X)
-    np.testing.assert_array_equal(pickle.loads(pickle.dumps(fitted)).predict(X), expected)
-    joblib.dump(fitted, tmp_path / "model.joblib")
-    np.testing.assert_array_equal(joblib.load(tmp_path / "model.joblib").predict(X), expected)
-
-
-def test_clone_of_a_fitted_estimator_is_unfitted_with_equal_params(tiny_params):
-    X, y = make_images(16)
-    fitted = FineTunedClassifier(**tiny_params).fit(X, y)
-    cloned = clone(fitted)
-    assert cloned.get_params() == fitted.get_params()
-    assert not hasattr(cloned, "net_")
-
-
 def test_clone_keeps_metadata_requests_so_routed_sample_weight_reaches_fit(tiny_params):
     X, y = make_images(24)
     weights = np.linspace(0.5, 1.5, len(y))
@@ -150,137 +100,45 @@ def test_clone_keeps_the_output_container_of_set_output(tiny_params):
     assert list(out.columns) == list(cloned.get_feature_names_out())
 
 
-# -- scikit-learn's own checks, all of them ------------------------------------------------------
+# -- scikit-learn's invariants on images and on texts ----------------------------------------------
 
-CHECKED = [
-    FineTunedClassifier(backbone=TINY, image_size=TINY_SIZE, max_epochs=1, batch_size=8, device="cpu"),
-    FineTunedRegressor(backbone=TINY, image_size=TINY_SIZE, max_epochs=1, batch_size=8, device="cpu"),
-    BackboneFeatures(backbone=TINY, image_size=TINY_SIZE, device="cpu"),
+# One training step per fit (12 samples, one batch): the checks compare fits, they need not learn much.
+ESTIMATOR_PARAMS = {
+    FineTunedClassifier: dict(max_epochs=1, batch_size=12, lr=1e-2, random_state=0, device="cpu"),
+    FineTunedRegressor: dict(max_epochs=1, batch_size=12, lr=1e-2, random_state=0, device="cpu"),
+    BackboneFeatures: dict(batch_size=5, device="cpu"),
+}
+CASES = [
+    pytest.param(Estimator, modality, check, id=f"{Estimator.__name__}-{modality}-{check.__name__}")
+    for Estimator in ESTIMATOR_PARAMS
+    for modality in ("image", "text")
+    for check in checks_for(Estimator())
 ]
 
-# The estimators read images, never a table. They keep scikit-learn's default tag two_d_array=True so that
-# scikit-learn runs its checks on them at all (with two_d_array=False nearly every check is skipped); each check
-# below fails *only* because it feeds an (n, f) table, which skft refuses with "X has shape (n, f): a table, not
-# images" (or, for an object table, "pass a 1-D sequence of paths or images"). The same properties on images are
-# tested elsewhere in this file and in test_inputs.py. A listed check must still fail, and fail on the refused
-# table (TABLE_REFUSALS): a check that starts passing, or fails for another reason, fails this test.
-TABLE = "fits on an (n, f) table; X must be images, a table is refused"
-TABLE_MESSAGE = "expects sklearn's wording for a table-shaped problem; skft refuses the table as not images first"
-IMAGE_ONLY = {
-    # Fit / predict / transform on a table: the API property itself is tested on images in this file.
-    **dict.fromkeys(
-        [
-            "check_dict_unchanged",
-            "check_dont_overwrite_parameters",
-            "check_estimators_dtypes",
-            "check_estimators_fit_returns_self",
-            "check_estimators_overwrite_params",
-            "check_estimators_pickle",
-            "check_f_contiguous_array_estimator",
-            "check_fit_idempotent",
-            "check_fit_score_takes_y",
-            "check_methods_sample_order_invariance",
-            "check_methods_subset_invariance",
-            "check_pipeline_consistency",
-            "check_readonly_memmap_input",
-            "check_fit_check_is_fitted",
-            "check_dtype_object",
-        ],
-        TABLE,
-    ),
-    # Error wording on bad tables (NaN, complex, empty features, negative values, one sample, one feature, 1-D
-    # predict input): skft refuses each with its own message (NaN, complex, empty, 1-D and out-of-range images
-    # are refused with clear errors, tested in test_inputs.py), but the table is refused before the property.
-    **dict.fromkeys(
-        [
-            "check_estimators_nan_inf",
-            "check_complex_data",
-            "check_estimators_empty_data_messages",
-            "check_positive_only_tag_during_fit",
-            "check_fit2d_1sample",
-            "check_fit2d_1feature",
-            "check_fit2d_predict1d",
-        ],
-        TABLE_MESSAGE,
-    ),
-    # n_features_in_ is not defined: images of any size are accepted and resized to image_size_, so there is no
-    # fixed number of input features to record or to compare at predict time. Both checks fit on a table anyway.
-    "check_n_features_in": TABLE + "; and images have no fixed number of features, so no n_features_in_",
-    "check_n_features_in_after_fitting": TABLE + "; and images have no fixed number of features, so no n_features_in_",
-}
-SUPERVISED = {
-    **dict.fromkeys(
-        [
-            "check_sample_weights_list",
-            "check_sample_weights_not_overwritten",
-            "check_sample_weights_shape",
-            "check_sample_weight_equivalence_on_dense_data",
-            "check_supervised_y_2d",
-        ],
-        TABLE,
-    ),
-    # Lists of lists or a DataFrame as X: a nested list of numbers or a DataFrame of columns is a table here too.
-    "check_sample_weights_not_an_array": TABLE + " (given as nested lists)",
-    "check_sample_weights_pandas_series": TABLE + " (given as a DataFrame: skft asks for its image column)",
-    "check_all_zero_sample_weights_error": TABLE_MESSAGE,
-    "check_requires_y_none": TABLE_MESSAGE,
-}
-EXPECTED_FAILURES = {
-    "FineTunedClassifier": {
-        **IMAGE_ONLY,
-        **SUPERVISED,
-        **dict.fromkeys(
-            [
-                "check_class_weight_classifiers",
-                "check_classifiers_classes",
-                "check_classifiers_train",
-            ],
-            TABLE,
-        ),
-        "check_classifier_data_not_an_array": TABLE + " (given as nested lists)",
-        "check_classifiers_one_label": TABLE_MESSAGE,
-        "check_classifiers_one_label_sample_weights": TABLE_MESSAGE,
-        "check_classifiers_regression_target": TABLE_MESSAGE,
-    },
-    "FineTunedRegressor": {
-        **IMAGE_ONLY,
-        **SUPERVISED,
-        **dict.fromkeys(
-            ["check_regressors_train", "check_regressors_int", "check_regressors_no_decision_function"], TABLE
-        ),
-        "check_regressor_data_not_an_array": TABLE + " (given as nested lists)",
-    },
-    "BackboneFeatures": {
-        **IMAGE_ONLY,
-        **dict.fromkeys(["check_transformer_general", "check_transformer_preserve_dtypes"], TABLE),
-        "check_transformer_data_not_an_array": TABLE + " (given as nested lists)",
-    },
-}
 
-# What skft says when it refuses a table: an expected failure must end in one of these, not in anything else.
-TABLE_REFUSALS = (
-    "a table, not images",
-    "pass a 1-D sequence of paths or images",
-    "pass the one column that holds the images",
-    "X must be an array of images",
-)
+@pytest.fixture(scope="module")
+def contract_data(bert_dir):
+    """Per modality: the backbone's parameters and 12 samples of two classes."""
+    images, labels = make_images(12)
+    texts, text_labels = make_texts(12)
+    return {
+        "image": ({"backbone": TINY, "image_size": TINY_SIZE}, images, labels),
+        "text": ({"backbone": str(bert_dir)}, texts, text_labels),
+    }
 
 
-def _messages(error):
-    """The messages of ``error`` and of the exceptions it was raised from."""
-    while error is not None:
-        yield str(error)
-        error = error.__cause__ or error.__context__
+@pytest.mark.parametrize("Estimator, modality, check", CASES)
+def test_sklearn_invariants(Estimator, modality, check, contract_data):
+    backbone, X, labels = contract_data[modality]
+    y = labels + np.linspace(0.0, 0.5, len(labels)) if Estimator is FineTunedRegressor else labels
+    check(Estimator(**backbone, **ESTIMATOR_PARAMS[Estimator]), X, y)
 
 
-@parametrize_with_checks(CHECKED)
-def test_sklearn_estimator_checks(estimator, check):
-    reason = EXPECTED_FAILURES[type(estimator).__name__].get(getattr(check, "func", check).__name__)
-    if reason is None:
-        check(estimator)
-        return
-    with pytest.raises(Exception) as failure:
-        check(estimator)
-    messages = list(_messages(failure.value))
-    assert any(refusal in message for message in messages for refusal in TABLE_REFUSALS), messages
-    pytest.xfail(reason)
+@pytest.mark.parametrize("Estimator", ESTIMATOR_PARAMS, ids=lambda e: e.__name__)
+def test_tags_say_images_or_texts_never_a_table(Estimator, bert_dir):
+    image_tags = Estimator(TINY).__sklearn_tags__().input_tags
+    text_tags = Estimator(str(bert_dir)).__sklearn_tags__().input_tags
+    assert not image_tags.two_d_array and image_tags.three_d_array and image_tags.positive_only
+    assert not text_tags.two_d_array and text_tags.string and not text_tags.three_d_array
+    if Estimator is BackboneFeatures:  # float32 features, whatever the input's dtype
+        assert Estimator(TINY).__sklearn_tags__().transformer_tags.preserves_dtype == []

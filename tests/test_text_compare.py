@@ -9,6 +9,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 
+import skft._compare
 from skft import FineTunedClassifier, compare_modes
 from skft._compare import COLUMNS
 
@@ -42,7 +43,8 @@ def _params(bert_dir):
 @pytest.fixture(scope="module")
 def table(bert_dir, data):
     texts, labels = data
-    return compare_modes(texts, labels, cv=2, **_params(bert_dir))
+    # The tiny vocabulary has no digits: the labels' own prompts ("0", "1") would both be [UNK].
+    return compare_modes(texts, labels, cv=2, label_prompts={0: "bad", 1: "good"}, **_params(bert_dir))
 
 
 def test_compare_modes_on_text_has_the_modes_prompt_and_tfidf_as_the_baseline(table, data):
@@ -81,3 +83,12 @@ def test_a_text_regressor_has_no_prompt_row_and_no_lora_row_without_peft(bert_di
     with pytest.warns(UserWarning, match=r'pip install "skft\[lora\]"'):
         regression = compare_modes(texts, np.asarray(labels) * 2.0 + 0.5, cv=2, **_params(bert_dir))
     assert list(regression.index) == [row for row in TEXT_ROWS if row not in ("lora", "prompt")]
+
+
+def test_class_prompts_that_tokenise_alike_are_refused_before_any_row_trains(bert_dir, data, monkeypatch):
+    texts, labels = data  # the tiny vocabulary has no digits: the prompts "0" and "1" both become [UNK]
+    fitted_rows = []
+    monkeypatch.setattr(skft._compare, "cross_validate", lambda *args, **kwargs: fitted_rows.append(args))
+    with pytest.raises(ValueError, match="label_prompts"):
+        compare_modes(texts, labels, cv=2, **_params(bert_dir))
+    assert fitted_rows == []

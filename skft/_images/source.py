@@ -216,6 +216,11 @@ def _channels_first(batch, image_shape, name, described):
 def _checked_values(array, name):
     """Check an image array's values; return it as uint8 or float32."""
     kind = array.dtype.kind
+    if kind == "c":  # a ValueError, as scikit-learn raises for complex data
+        raise ValueError(
+            f"{name} holds complex numbers (dtype {array.dtype}); images hold real values (uint8 0..255 or float "
+            "0..1). Pass the part you mean, e.g. np.abs(X) or X.real, scaled to that range."
+        )
     if kind not in "uif":
         raise TypeError(
             f"{name} must hold numbers (uint8 0..255 or float 0..1). Got dtype {array.dtype}."
