@@ -12,6 +12,7 @@ from . import _torchvision as tv
 from ._digest import module_digest, qualified_name
 from ._splitting import split_children
 from ._text import is_text_backbone, text_backbone_names, text_backbone_spec
+from ._timm import TimmModel, is_timm_backbone, split_timm_model, timm_backbone_names
 from ._types import IMAGENET_MEAN, IMAGENET_STD, POOLINGS, BackboneParts, Preprocessing
 
 
@@ -30,7 +31,7 @@ class BackboneSpec:
     preprocessing : callable
         ``preprocessing(weights) -> Preprocessing``.
     source : str
-        ``"shipped"``, ``"torchvision"`` or ``"user"``.
+        ``"shipped"``, ``"torchvision"``, ``"timm"`` or ``"user"``.
     weights_file : callable, optional
         ``weights_file(weights) -> str or None``: where the weights live on disk, if anywhere.
     registration : dict, optional
@@ -43,6 +44,9 @@ class BackboneSpec:
     modality : str
         ``"image"``; text encoders come as :class:`skft.backbones._text.TextBackboneSpec` (``"text"``),
         which has the same fields.
+    weights_filter : callable, optional
+        ``weights_filter(state_dict) -> state_dict``: the tensors of a ``weights=<file>`` the network
+        holds (timm: without the classifier's). Default: all of them.
     """
 
     name: str
@@ -54,6 +58,7 @@ class BackboneSpec:
     registration: dict = None
     skeleton: Callable = None
     modality: str = "image"
+    weights_filter: Callable = field(default=lambda state_dict: state_dict)
 
 
 _USER_SPECS = {}
@@ -86,6 +91,20 @@ def _torchvision_spec(name):
     )
 
 
+def _timm_spec(name):
+    model = TimmModel(name)
+    return BackboneSpec(
+        name=name,
+        build=model.build,
+        skeleton=model.skeleton,
+        split=lambda network: split_timm_model(name, network),
+        preprocessing=model.preprocessing,
+        source="timm",
+        weights_file=model.weights_file,
+        weights_filter=model.without_classifier,
+    )
+
+
 def _torchvision_names():
     return tv.torchvision_model_names()
 
@@ -97,8 +116,9 @@ def list_backbones():
     -------
     list of str
         ``"efficientnet_lite0"`` (shipped with its ImageNet weights, works offline), every
-        torchvision classification model, the shipped text encoder ``"all-MiniLM-L6-v2"`` and the
-        names added with :func:`register_backbone`. Any Hugging Face encoder also works without
+        torchvision classification model, every timm model with pretrained weights (``"timm:<name>"``,
+        when timm is installed), the shipped text encoder ``"all-MiniLM-L6-v2"`` and the names added
+        with :func:`register_backbone`. Any Hugging Face encoder also works without
         being listed: ``"hf:<model id>"`` (from the Hugging Face cache) or a model directory's path.
 
     Examples
@@ -107,7 +127,8 @@ def list_backbones():
     >>> "efficientnet_lite0" in list_backbones() and "resnet18" in list_backbones()
     True
     """
-    return sorted(set(_shipped_specs()) | set(_torchvision_names()) | set(text_backbone_names()) | set(_USER_SPECS))
+    names = set(_shipped_specs()) | set(_torchvision_names()) | set(text_backbone_names()) | set(_USER_SPECS)
+    return sorted(names | set(timm_backbone_names()))
 
 
 def get_spec(name):
@@ -136,6 +157,8 @@ def get_spec(name):
         return shipped[name]
     if name in _torchvision_names():
         return _torchvision_spec(name)
+    if is_timm_backbone(name):
+        return _timm_spec(name)
     if is_text_backbone(name):
         return text_backbone_spec(name)
     close = difflib.get_close_matches(str(name), list_backbones(), n=5, cutoff=0.5)
