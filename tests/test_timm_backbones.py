@@ -176,3 +176,26 @@ def test_every_mode_trains_on_timm_blocks(family, tmp_path):
         assert clf.predict_proba(images).shape == (6, 3)
     earlier = BackboneFeatures(backbone=f"timm:{name}", weights=weights, feature_layer=-2, image_size=image_size)
     assert earlier.fit(images).transform(images).shape[0] == 6
+
+
+def test_a_changes_only_file_loads_offline_from_the_cache_and_says_what_to_do_without_it(hub_cache, tmp_path):
+    name = FAMILIES["resnet"]
+    put_in_hub_cache(hub_cache, f"timm/{name}", name)
+    clf, images = _fit_and_predict(f"timm:{name}", "DEFAULT", "repurpose")
+    clf.save(tmp_path / "changes.skft")
+    clf.save(tmp_path / "full.skft", full=True)
+    skft.clear_cache()
+    expected = clf.predict_proba(images)
+    np.testing.assert_allclose(skft.load(tmp_path / "changes.skft").predict_proba(images), expected, atol=1e-6)
+    next(hub_cache.rglob("model.safetensors")).unlink()
+    skft.clear_cache()
+    np.testing.assert_allclose(skft.load(tmp_path / "full.skft").predict_proba(images), expected, atol=1e-6)
+    with pytest.raises(ValueError, match=f"stores only what its fit changed.*hf download timm/{name}"):
+        skft.load(tmp_path / "changes.skft")
+
+
+def test_the_digest_sees_timms_non_parameter_state():
+    blocks = resolve_backbone("timm:" + FAMILIES["vit"], None).parts.blocks
+    before = skft.backbones.module_digest(blocks)
+    blocks[0][1].view.no_embed_class = True  # a plain attribute the embedding's forward reads
+    assert skft.backbones.module_digest(blocks) != before
