@@ -62,9 +62,10 @@ def put_in_hub_cache(cache, repo_id, name, seed=0, with_config=False):
     return model
 
 
-def smooth_images(n, size, seed=0):
-    """``n`` smooth RGB images (``uint8``, ``(n, 3, size, size + 8)``): little interpolation noise."""
+def smooth_images(n, size, seed=0, width=None):
+    """``n`` smooth RGB images (``uint8``, ``(n, 3, size, width)``, ``width=size + 8`` by default)."""
     generator = torch.Generator().manual_seed(seed)
     coarse = torch.rand(n, 3, 4, 5, generator=generator)
-    images = torch.nn.functional.interpolate(coarse, size=(size, size + 8), mode="bilinear", align_corners=True)
+    shape = (size, size + 8 if width is None else width)
+    images = torch.nn.functional.interpolate(coarse, size=shape, mode="bilinear", align_corners=True)
     return (images * 255).round().to(torch.uint8).numpy()

@@ -31,7 +31,7 @@ class ImageNormalizer(nn.Module):
 
     Accepts ``(N, C, H, W)`` with ``C`` in 1, 3 or 4, as ``uint8`` (0..255) or float (0..1):
     grey images are repeated to RGB, an alpha channel is dropped, the batch is resized to
-    ``image_size`` (antialiased) and normalised with ``mean`` and ``std``. With ``crop_pct < 1`` the
+    ``image_size`` (antialiased) and normalised with ``mean`` and ``std``. With a ``crop_pct`` the
     batch is resized as timm's eval transform resizes (shorter side to ``floor(image_size / crop_pct)``)
     and its centre ``image_size`` square kept, values clamped to ``[0, 1]`` as an 8-bit image's are.
 
@@ -40,14 +40,15 @@ class ImageNormalizer(nn.Module):
     image_size : int
     mean, std : tuple of float
     interpolation : {"bilinear", "bicubic"}, default="bilinear"
-    crop_pct : float, default=1.0
+    crop_pct : float or None, default=None
+        None: the whole image is resized to the square.
     """
 
-    def __init__(self, image_size, mean, std, interpolation="bilinear", crop_pct=1.0):
+    def __init__(self, image_size, mean, std, interpolation="bilinear", crop_pct=None):
         super().__init__()
         self.image_size = image_size
         self.interpolation = interpolation
-        self.crop_pct = float(crop_pct)
+        self.crop_pct = crop_pct
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
 
@@ -59,7 +60,7 @@ class ImageNormalizer(nn.Module):
             x = x.expand(-1, 3, -1, -1)
         elif x.shape[1] == 4:
             x = x[:, :3]
-        if self.crop_pct < 1.0:
+        if self.crop_pct is not None:
             x = _resize_and_centre_crop(x, self.image_size, self.crop_pct, self.interpolation)
         elif tuple(x.shape[-2:]) != (self.image_size, self.image_size):
             x = F.interpolate(

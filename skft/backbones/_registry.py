@@ -2,6 +2,7 @@
 
 import difflib
 import hashlib
+import os
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -10,6 +11,7 @@ from torch import nn
 from . import _efficientnet_lite
 from . import _torchvision as tv
 from ._digest import module_digest, qualified_name
+from ._hf_vision import HuggingFaceVisionModel, vision_model_source
 from ._splitting import split_children
 from ._text import is_text_backbone, text_backbone_names, text_backbone_spec
 from ._timm import TimmModel, is_timm_backbone, split_timm_model, timm_backbone_names
@@ -105,6 +107,20 @@ def _timm_spec(name):
     )
 
 
+def _hf_vision_spec(name, model_dir, source):
+    model = HuggingFaceVisionModel(model_dir)
+    return BackboneSpec(
+        name=os.fspath(name),
+        build=model.build,
+        skeleton=model.skeleton,
+        split=model.split,
+        preprocessing=model.preprocessing,
+        source=source,
+        weights_file=model.weights_file,
+        weights_filter=model.weights_filter,
+    )
+
+
 def _torchvision_names():
     return tv.torchvision_model_names()
 
@@ -159,6 +175,9 @@ def get_spec(name):
         return _torchvision_spec(name)
     if is_timm_backbone(name):
         return _timm_spec(name)
+    vision = vision_model_source(name)
+    if vision is not None:
+        return _hf_vision_spec(name, *vision)
     if is_text_backbone(name):
         return text_backbone_spec(name)
     close = difflib.get_close_matches(str(name), list_backbones(), n=5, cutoff=0.5)
@@ -169,8 +188,9 @@ def get_spec(name):
 def backbone_modality(backbone):
     """What a ``backbone`` argument reads: ``"text"`` for a text encoder, else ``"image"``.
 
-    Decided without building or reading anything: registry names are image backbones; a text
-    encoder is ``"all-MiniLM-L6-v2"``, ``"hf:<model id>"`` or a directory holding ``config.json``.
+    Decided without building anything: registry names are image backbones; a text encoder is
+    ``"all-MiniLM-L6-v2"``, ``"hf:<model id>"`` or a directory holding ``config.json``, unless that
+    ``config.json`` names a vision family (ViT, DINOv2, ConvNeXt, Swin, CLIP, SigLIP).
 
     Parameters
     ----------
@@ -182,7 +202,7 @@ def backbone_modality(backbone):
     """
     if isinstance(backbone, str) and (backbone in _USER_SPECS or backbone in _shipped_specs()):
         return "image"
-    return "text" if is_text_backbone(backbone) else "image"
+    return "text" if is_text_backbone(backbone) and vision_model_source(backbone) is None else "image"
 
 
 def register_backbone(

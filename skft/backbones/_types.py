@@ -32,10 +32,10 @@ class Preprocessing:
         True when only ``image_size`` itself works (ViT's position embeddings).
     interpolation : {"bilinear", "bicubic"}
         How images are resized (antialiased).
-    crop_pct : float
+    crop_pct : float or None
         The centre-crop fraction: images are resized so that their shorter side is
         ``floor(image_size / crop_pct)`` and the central ``image_size`` square is kept (timm's eval
-        transform). ``1.0`` resizes the whole image to the square.
+        transform; CLIP's resize-then-crop is ``1.0``). ``None`` resizes the whole image to the square.
     """
 
     image_size: int
@@ -44,7 +44,7 @@ class Preprocessing:
     min_size: int = 32
     fixed_size: bool = False
     interpolation: str = "bilinear"
-    crop_pct: float = 1.0
+    crop_pct: float = None
 
     def check_image_size(self, image_size, backbone_name):
         """Raise a ``ValueError`` when ``image_size`` is outside what the backbone accepts.
