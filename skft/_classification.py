@@ -17,6 +17,7 @@ from ._nn.prompting import PromptHead, class_prompt_texts, pooled_embeddings
 from ._parameter_docs import document_shared
 from ._targets import check_no_missing_targets
 from ._text import pad_token_ids, tokenized_texts
+from .backbones import resolve_backbone
 
 
 @document_shared
@@ -195,6 +196,9 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
     def _prompt_head(self, network):
         """The head of ``mode="prompt"``: similarities to the embeddings of each class's prompt text."""
         texts = class_prompt_texts(self.classes_, self.prompt_template, self.label_prompts)
+        if network.modality == "image":  # CLIP, SigLIP: the checkpoint's text tower, read once per process
+            parts = resolve_backbone(self.backbone, self.weights, share_modules=True).parts
+            return PromptHead(parts.embed_texts(texts))
         tokens = tokenized_texts(texts, network.normalizer)
         return PromptHead(pooled_embeddings(network, pad_token_ids(tokens.ids, tokens.pad_token_id)))
 

@@ -46,3 +46,28 @@ def save_tiny_vision_model(kind, folder, seed=0):
     processor = getattr(transformers, class_name)(**settings)
     processor.save_pretrained(folder)
     return model, processor
+
+
+def save_tiny_clip(folder, seed=0):
+    """Save a seeded tiny CLIP (both towers, safetensors), a character-level CLIP tokenizer and a 32 px processor."""
+    import json
+    import string
+
+    folder.mkdir(parents=True, exist_ok=True)
+    symbols = list(string.ascii_lowercase) + [".", ",", "'"]
+    vocab = {token: index for index, token in enumerate(symbols + [s + "</w>" for s in symbols])}
+    vocab.update({"<|startoftext|>": len(vocab), "<|endoftext|>": len(vocab) + 1})
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    transformers.CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt")).save_pretrained(folder)
+    tower = dict(CONFIGS["clip_vision_model"])
+    text = dict(tower, vocab_size=len(vocab), max_position_embeddings=40)
+    text.update(bos_token_id=vocab["<|startoftext|>"], eos_token_id=vocab["<|endoftext|>"], pad_token_id=len(vocab) - 1)
+    config = transformers.CLIPConfig(vision_config=tower, text_config=text, projection_dim=8)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        clip = transformers.CLIPModel(config).eval()
+    clip.save_pretrained(folder, safe_serialization=True)
+    processor = transformers.CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    processor.save_pretrained(folder)
+    return clip, processor, transformers.AutoTokenizer.from_pretrained(folder)

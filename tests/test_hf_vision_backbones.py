@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from hf_vision_fixtures import CONFIGS, save_tiny_vision_model, transformers
+from hf_vision_fixtures import CONFIGS, save_tiny_clip, save_tiny_vision_model
 from timm_fixtures import smooth_images
 
 import skft
@@ -40,27 +40,36 @@ def test_pooled_features_are_the_models_own(kind, tmp_path):
     assert torch.nn.functional.cosine_similarity(features, oracle).min() > 0.999  # tensor resizing vs the processor's
 
 
-def test_a_clip_checkpoint_gives_its_vision_tower(tmp_path):
-    tower = dict(CONFIGS["clip_vision_model"])
-    config = transformers.CLIPConfig(
-        vision_config=tower, text_config=dict(tower, vocab_size=99, bos_token_id=0, eos_token_id=1), projection_dim=8
-    )
-    torch.manual_seed(0)
-    clip = transformers.CLIPModel(config).eval()
-    clip.save_pretrained(tmp_path, safe_serialization=True)
-    transformers.CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
-        tmp_path
-    )
+def test_a_clip_checkpoint_gives_its_image_embeddings(tmp_path):
+    clip, processor, _ = save_tiny_clip(tmp_path)
     images = smooth_images(2, 32, width=32)
-    pixel_values = transformers.CLIPImageProcessor.from_pretrained(tmp_path)(
-        list(torch.from_numpy(images)), return_tensors="pt"
-    )["pixel_values"]
+    pixel_values = processor(list(torch.from_numpy(images)), return_tensors="pt")["pixel_values"]
     with torch.no_grad():
-        oracle = clip.vision_model(pixel_values=pixel_values).pooler_output
+        oracle = clip(pixel_values=pixel_values, input_ids=torch.zeros(1, 2, dtype=torch.long)).image_embeds
     features = BackboneFeatures(backbone=str(tmp_path), device="cpu").fit(images).transform(images)
-    torch.testing.assert_close(torch.from_numpy(features), oracle, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(torch.nn.functional.normalize(torch.from_numpy(features)), oracle, atol=1e-4, rtol=1e-4)
     from_file = BackboneFeatures(backbone=str(tmp_path), weights=str(tmp_path / "model.safetensors"), device="cpu")
     np.testing.assert_array_equal(from_file.fit(images).transform(images), features)
+
+
+def test_zero_shot_prompting_of_images_is_clips_own_choice(tmp_path):
+    clip, processor, tokenizer = save_tiny_clip(tmp_path)
+    images, labels = smooth_images(12, 32, seed=4, width=32), np.array(["cat", "dog", "car"] * 4)
+    template = "a photo of a {label}."
+    clf = FineTunedClassifier(backbone=str(tmp_path), mode="prompt", prompt_template=template, device="cpu")
+    predicted = clf.fit(images, labels).predict(images)
+    texts = [template.format(label=label) for label in clf.classes_]
+    pixel_values = processor(list(torch.from_numpy(images)), return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        logits = clip(pixel_values=pixel_values, **tokenizer(texts, padding=True, return_tensors="pt")).logits_per_image
+    np.testing.assert_array_equal(predicted, clf.classes_[logits.argmax(dim=1).numpy()])
+    assert len(set(predicted)) > 1  # the oracle can tell a wrong class order from the right one
+
+
+def test_prompting_needs_a_text_tower(tmp_path):
+    save_tiny_vision_model("vit", tmp_path)
+    with pytest.raises(ValueError, match="has no text tower"):
+        FineTunedClassifier(backbone=str(tmp_path), mode="prompt").fit(smooth_images(2, 32), ["a", "b"])
 
 
 def test_a_vision_encoder_fine_tunes_and_reloads(tmp_path):

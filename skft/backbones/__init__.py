@@ -5,6 +5,7 @@ Users call :func:`list_backbones`, :func:`register_backbone` and :func:`describe
 """
 
 from ._digest import module_digest
+from ._hf_vision import image_backbone_reads_prompts
 from ._registry import (
     BackboneSpec,
     RegistrationTravelsMixin,
@@ -40,6 +41,7 @@ __all__ = [
     "backbone_modality",
     "describe_mismatch",
     "get_spec",
+    "image_backbone_reads_prompts",
     "module_digest",
     "quiet_transformers",
     "registration_digest",

@@ -2,7 +2,8 @@
 
 ``backbone="hf:<model id>"`` (from the Hugging Face cache, never downloaded) or the path of a model
 directory whose ``config.json`` names a vision family: ViT, DINOv2, ConvNeXt, Swin, and the vision tower
-of CLIP and SigLIP (a whole CLIP/SigLIP checkpoint gives its ``vision_model``). Weights are read from
+of CLIP and SigLIP. A whole CLIP/SigLIP checkpoint gives its ``vision_model`` as the blocks and its text
+tower for ``mode="prompt"`` (class prompts embedded in the image features' space). Weights are read from
 ``model.safetensors`` only (or ``weights=<file>``: a state dict of transformers' own model).
 
 Blocks: ``embeddings`` (CLIP: with ``pre_layrnorm``), then each encoder layer (``layer_0``, ...; ConvNeXt
@@ -12,7 +13,8 @@ pooling, as its model card and transformers' ``pooler_output`` give it:
 - ViT: the final ``layernorm``, then the class token (as ``ViTForImageClassification`` reads it; the
   ``pooler``'s dense + tanh is not used);
 - DINOv2: the final ``layernorm``, then the class token (``pooler_output``);
-- CLIP: the class token, then ``post_layernorm`` (``pooler_output``);
+- CLIP: the class token, then ``post_layernorm`` (``pooler_output``); a whole CLIP checkpoint then its
+  ``visual_projection`` (``get_image_features``: the space its texts are embedded in);
 - SigLIP: ``post_layernorm``, then the attention-pooling ``head`` (``pooler_output``);
 - ConvNeXt: the spatial mean, then ``layernorm`` (``pooler_output``);
 - Swin: ``layernorm``, then the mean over tokens (``pooler_output``).
@@ -123,6 +125,21 @@ def vision_model_source(backbone):
     return (model_dir, source) if is_vision_model_dir(model_dir) else None
 
 
+def image_backbone_reads_prompts(backbone):
+    """Whether ``backbone`` is an image backbone with a text tower (a CLIP or SigLIP checkpoint).
+
+    Parameters
+    ----------
+    backbone : object
+
+    Returns
+    -------
+    bool
+    """
+    source = vision_model_source(backbone)
+    return source is not None and VISION_FAMILIES[model_type(source[0])].tower is not None
+
+
 class HuggingFaceVisionModel:
     """One transformers vision encoder in a local directory: building, splitting, preprocessing.
 
@@ -160,7 +177,7 @@ class HuggingFaceVisionModel:
             model = transformers.AutoModel.from_config(
                 self._config(), dtype=torch.float32, **dict(self.family.model_kwargs)
             )
-        return self._tower(model).eval()
+        return model.eval()
 
     def build(self, weights):
         """The encoder with the directory's ``model.safetensors``.
@@ -196,10 +213,7 @@ class HuggingFaceVisionModel:
                 dtype=torch.float32,
                 **dict(self.family.model_kwargs),
             )
-        return self._tower(model).eval()
-
-    def _tower(self, model):
-        return getattr(model, self.family.tower) if self.family.tower else model
+        return model.eval()
 
     def weights_file(self, weights):
         """The directory's ``model.safetensors`` for ``"DEFAULT"``, else None.
@@ -214,22 +228,6 @@ class HuggingFaceVisionModel:
         """
         return os.path.join(self.model_dir, "model.safetensors") if weights == "DEFAULT" else None
 
-    def weights_filter(self, state_dict):
-        """A whole CLIP/SigLIP state dict's vision tower, named as the tower names it; others unchanged.
-
-        Parameters
-        ----------
-        state_dict : dict of str to Tensor
-
-        Returns
-        -------
-        dict of str to Tensor
-        """
-        prefix = f"{self.family.tower}."
-        if not self.family.tower or not any(key.startswith(prefix) for key in state_dict):
-            return state_dict
-        return {key[len(prefix) :]: value for key, value in state_dict.items() if key.startswith(prefix)}
-
     def split(self, model):
         """Split the encoder into ``embeddings`` and its layers, the last ending with the model's pooling.
 
@@ -241,15 +239,19 @@ class HuggingFaceVisionModel:
         -------
         BackboneParts
         """
-        kind = model_type_of(model)
-        layers = list(model.get_submodule(self.family.layers))
+        tower = getattr(model, self.family.tower) if self.family.tower else model
+        kind = model_type_of(tower)
+        layers = list(tower.get_submodule(self.family.layers))
         prefix = "stage" if kind in ("convnext", "swin") else "layer"
         layer_block = _LAYERS.get(kind, _TransformerLayer)
-        blocks = [("embeddings", _EMBEDDINGS.get(kind, _Embeddings)(model))]
+        blocks = [("embeddings", _EMBEDDINGS.get(kind, _Embeddings)(tower))]
         blocks += [(f"{prefix}_{i}", layer_block(layer)) for i, layer in enumerate(layers)]
-        last_name, last = blocks[-1]
-        blocks[-1] = (last_name, nn.Sequential(OrderedDict([(last_name, last), ("pooler", _POOLERS[kind](model))])))
-        return BackboneParts(blocks=blocks, pooling=self.family.pooling)
+        tail = [(blocks[-1][0], blocks[-1][1]), ("pooler", _POOLERS[kind](tower))]
+        if hasattr(model, "visual_projection"):
+            tail.append(("visual_projection", model.visual_projection))
+        blocks[-1] = (blocks[-1][0], nn.Sequential(OrderedDict(tail)))
+        embed_texts = _TextTower(model, self.model_dir) if self.family.tower else None
+        return BackboneParts(blocks=blocks, pooling=self.family.pooling, embed_texts=embed_texts)
 
     def preprocessing(self, weights):
         """What the encoder expects of its input, from ``preprocessor_config.json``.
@@ -314,6 +316,45 @@ def _image_size_and_crop(settings, config):
     if "crop_pct" in settings and resized < 384:  # ConvNeXt's processor: resize to side / crop_pct, crop side
         return int(resized), float(settings["crop_pct"])
     return int(resized), None
+
+
+class _TextTower:
+    """Texts embedded by a CLIP/SigLIP checkpoint's text tower, in the space of its image features.
+
+    Parameters
+    ----------
+    model : transformers.CLIPModel or transformers.SiglipModel
+    model_dir : str
+        Where the tokenizer is read from.
+    """
+
+    def __init__(self, model, model_dir):
+        self.model = model
+        self.model_dir = model_dir
+
+    def __call__(self, texts):
+        """Embed ``texts`` (``get_text_features``; SigLIP pads to the length it was trained at).
+
+        Parameters
+        ----------
+        texts : list of str
+
+        Returns
+        -------
+        Tensor of shape (len(texts), dim)
+        """
+        import torch
+
+        transformers = import_transformers()
+        with quiet_transformers():
+            tokenizer = transformers.AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
+        padding = "max_length" if self.model.config.model_type == "siglip" else True
+        batch = tokenizer(list(texts), padding=padding, truncation=True, return_tensors="pt")
+        device = next(self.model.parameters()).device
+        with torch.inference_mode():
+            features = self.model.get_text_features(**{key: value.to(device) for key, value in batch.items()})
+        features = features if isinstance(features, torch.Tensor) else features.pooler_output
+        return features.float().cpu().clone()
 
 
 class _Embeddings(nn.Module):

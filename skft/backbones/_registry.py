@@ -117,7 +117,6 @@ def _hf_vision_spec(name, model_dir, source):
         preprocessing=model.preprocessing,
         source=source,
         weights_file=model.weights_file,
-        weights_filter=model.weights_filter,
     )
 
 

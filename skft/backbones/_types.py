@@ -78,7 +78,11 @@ class BackboneParts:
         Block names (valid Python identifiers) and modules, applied in order.
     pooling : str
         One of :data:`POOLINGS`: how a block's output becomes one feature vector.
+    embed_texts : callable or None
+        For an image backbone with a text tower (CLIP, SigLIP): ``embed_texts(texts) -> Tensor``, the
+        texts embedded in the space of the full-depth image features (what ``mode="prompt"`` compares).
     """
 
     blocks: list = field(default_factory=list)
     pooling: str = "avg"
+    embed_texts: object = None
