@@ -5,12 +5,12 @@ Users call :func:`list_backbones`, :func:`register_backbone` and :func:`describe
 """
 
 from ._digest import module_digest
-from ._hf_vision import image_backbone_reads_prompts
 from ._registry import (
     BackboneSpec,
     RegistrationTravelsMixin,
     backbone_modality,
     get_spec,
+    image_backbone_reads_prompts,
     list_backbones,
     register_backbone,
     registration_digest,

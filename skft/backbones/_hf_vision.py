@@ -125,8 +125,8 @@ def vision_model_source(backbone):
     return (model_dir, source) if is_vision_model_dir(model_dir) else None
 
 
-def image_backbone_reads_prompts(backbone):
-    """Whether ``backbone`` is an image backbone with a text tower (a CLIP or SigLIP checkpoint).
+def has_text_tower(backbone):
+    """Whether ``backbone`` is a transformers CLIP or SigLIP checkpoint (an image backbone with a text tower).
 
     Parameters
     ----------

@@ -11,7 +11,8 @@ from torch import nn
 from . import _efficientnet_lite
 from . import _torchvision as tv
 from ._digest import module_digest, qualified_name
-from ._hf_vision import HuggingFaceVisionModel, vision_model_source
+from ._hf_vision import HuggingFaceVisionModel, has_text_tower, vision_model_source
+from ._open_clip import OpenClipModel, is_open_clip_backbone
 from ._splitting import split_children
 from ._text import is_text_backbone, text_backbone_names, text_backbone_spec
 from ._timm import TimmModel, is_timm_backbone, split_timm_model, timm_backbone_names
@@ -33,7 +34,8 @@ class BackboneSpec:
     preprocessing : callable
         ``preprocessing(weights) -> Preprocessing``.
     source : str
-        ``"shipped"``, ``"torchvision"``, ``"timm"`` or ``"user"``.
+        ``"shipped"``, ``"torchvision"``, ``"timm"``, ``"open_clip"``, ``"huggingface"``, ``"local"`` or
+        ``"user"``.
     weights_file : callable, optional
         ``weights_file(weights) -> str or None``: where the weights live on disk, if anywhere.
     registration : dict, optional
@@ -120,6 +122,34 @@ def _hf_vision_spec(name, model_dir, source):
     )
 
 
+def _open_clip_spec(name):
+    model = OpenClipModel(name)
+    return BackboneSpec(
+        name=name,
+        build=model.build,
+        skeleton=model.skeleton,
+        split=model.split,
+        preprocessing=model.preprocessing,
+        source="open_clip",
+        weights_file=model.weights_file,
+    )
+
+
+def image_backbone_reads_prompts(backbone):
+    """Whether ``backbone`` is an image backbone with a text tower, so that ``mode="prompt"`` can use it.
+
+    Parameters
+    ----------
+    backbone : object
+
+    Returns
+    -------
+    bool
+        True for ``"open_clip:<name>"`` and for transformers CLIP or SigLIP checkpoints.
+    """
+    return is_open_clip_backbone(backbone) or has_text_tower(backbone)
+
+
 def _torchvision_names():
     return tv.torchvision_model_names()
 
@@ -174,6 +204,8 @@ def get_spec(name):
         return _torchvision_spec(name)
     if is_timm_backbone(name):
         return _timm_spec(name)
+    if is_open_clip_backbone(name):
+        return _open_clip_spec(name)
     vision = vision_model_source(name)
     if vision is not None:
         return _hf_vision_spec(name, *vision)
