@@ -73,3 +73,23 @@ def test_a_missing_tag_says_how_to_get_it(tmp_path, monkeypatch):
         BackboneFeatures(backbone="open_clip:ViT-B-32", weights="openai").fit(smooth_images(1, 32))
     with pytest.raises(ValueError, match="is not a pretrained tag"):
         BackboneFeatures(backbone="open_clip:ViT-B-32", weights="imagenet").fit(smooth_images(1, 32))
+
+
+def test_prompt_ensembling_averages_the_templates(weights):
+    path, model = weights
+    images = np.random.default_rng(1).integers(0, 256, size=(12, 3, 32, 32), dtype=np.uint8)
+    labels = np.array(["red", "green", "blue", "black"] * 3)
+    templates = ["a photo of a {label}.", "a drawing of a {label}.", "{label}"]
+    clf = FineTunedClassifier(backbone=BACKBONE, weights=path, mode="prompt", prompt_template=templates, device="cpu")
+    predicted = clf.fit(images, labels).predict(images)
+    tokenizer, normalize = open_clip.get_tokenizer(NAME), torch.nn.functional.normalize
+    with torch.no_grad():
+        per_template = [
+            normalize(model.encode_text(tokenizer([t.format(label=c) for c in clf.classes_])), dim=-1)
+            for t in templates
+        ]
+        classes = normalize(torch.stack(per_template).mean(dim=0), dim=-1)
+        image_features = normalize(model.encode_image(_pixels(model, images)), dim=-1)
+    np.testing.assert_array_equal(predicted, clf.classes_[(image_features @ classes.T).argmax(dim=1).numpy()])
+    with pytest.raises(ValueError, match="has no '{label}'"):
+        clf.set_params(prompt_template=["a {label}", "no label"]).fit(images, labels)
