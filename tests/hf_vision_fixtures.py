@@ -71,3 +71,10 @@ def save_tiny_clip(folder, seed=0):
     processor = transformers.CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     processor.save_pretrained(folder)
     return clip, processor, transformers.AutoTokenizer.from_pretrained(folder)
+
+
+def uncalibrated():
+    """Keyword arguments for the plain zero-shot rule (no fitted temperature or biases, where skft has them)."""
+    from skft import FineTunedClassifier
+
+    return {"prompt_calibration": False} if "prompt_calibration" in FineTunedClassifier().get_params() else {}

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from hf_vision_fixtures import CONFIGS, save_tiny_clip, save_tiny_vision_model
+from hf_vision_fixtures import CONFIGS, save_tiny_clip, save_tiny_vision_model, uncalibrated
 from timm_fixtures import smooth_images
 
 import skft
@@ -56,7 +56,9 @@ def test_zero_shot_prompting_of_images_is_clips_own_choice(tmp_path):
     clip, processor, tokenizer = save_tiny_clip(tmp_path)
     images, labels = smooth_images(12, 32, seed=4, width=32), np.array(["cat", "dog", "car"] * 4)
     template = "a photo of a {label}."
-    clf = FineTunedClassifier(backbone=str(tmp_path), mode="prompt", prompt_template=template, device="cpu")
+    clf = FineTunedClassifier(
+        backbone=str(tmp_path), mode="prompt", prompt_template=template, device="cpu", **uncalibrated()
+    )
     predicted = clf.fit(images, labels).predict(images)
     texts = [template.format(label=label) for label in clf.classes_]
     pixel_values = processor(list(torch.from_numpy(images)), return_tensors="pt")["pixel_values"]

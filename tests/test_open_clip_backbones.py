@@ -1,8 +1,11 @@
 """open_clip backbones: open_clip itself is the oracle for image features and zero-shot predictions."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
+from hf_vision_fixtures import uncalibrated
 from open_clip_fixtures import NAME, open_clip, register_tiny_config, save_tiny_open_clip
 from timm_fixtures import smooth_images
 
@@ -47,7 +50,9 @@ def test_zero_shot_prediction_is_open_clips_own_choice(weights):
     images = np.random.default_rng(0).integers(0, 256, size=(12, 3, 32, 32), dtype=np.uint8)  # at the model's size
     labels = np.array(["red", "green", "blue", "black"] * 3)  # classes this random model tells apart
     template = "a photo of a {label}."
-    clf = FineTunedClassifier(backbone=BACKBONE, weights=path, mode="prompt", prompt_template=template, device="cpu")
+    clf = FineTunedClassifier(
+        backbone=BACKBONE, weights=path, mode="prompt", prompt_template=template, device="cpu", **uncalibrated()
+    )
     predicted = clf.fit(images, labels).predict(images)
     texts = [template.format(label=label) for label in clf.classes_]
     with torch.no_grad():
@@ -80,7 +85,9 @@ def test_prompt_ensembling_averages_the_templates(weights):
     images = np.random.default_rng(1).integers(0, 256, size=(12, 3, 32, 32), dtype=np.uint8)
     labels = np.array(["red", "green", "blue", "black"] * 3)
     templates = ["a photo of a {label}.", "a drawing of a {label}.", "{label}"]
-    clf = FineTunedClassifier(backbone=BACKBONE, weights=path, mode="prompt", prompt_template=templates, device="cpu")
+    clf = FineTunedClassifier(
+        backbone=BACKBONE, weights=path, mode="prompt", prompt_template=templates, device="cpu", **uncalibrated()
+    )
     predicted = clf.fit(images, labels).predict(images)
     tokenizer, normalize = open_clip.get_tokenizer(NAME), torch.nn.functional.normalize
     with torch.no_grad():
@@ -93,3 +100,18 @@ def test_prompt_ensembling_averages_the_templates(weights):
     np.testing.assert_array_equal(predicted, clf.classes_[(image_features @ classes.T).argmax(dim=1).numpy()])
     with pytest.raises(ValueError, match="has no '{label}'"):
         clf.set_params(prompt_template=["a {label}", "no label"]).fit(images, labels)
+
+
+def test_a_changes_only_file_needs_the_base_weights_and_says_so(weights, tmp_path):
+    import skft
+
+    path, _ = weights
+    images, y = smooth_images(6, 32, seed=7, width=32), [0, 1, 2] * 2
+    clf = FineTunedClassifier(backbone=BACKBONE, weights=path, mode="repurpose", max_epochs=1, device="cpu")
+    clf.fit(images, y).save(tmp_path / "changes.skft")
+    skft.clear_cache()
+    np.testing.assert_allclose(skft.load(tmp_path / "changes.skft").predict_proba(images), clf.predict_proba(images))
+    os.remove(path)
+    skft.clear_cache()
+    with pytest.raises(ValueError, match="stores only what its fit changed"):
+        skft.load(tmp_path / "changes.skft")
