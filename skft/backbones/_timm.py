@@ -78,18 +78,24 @@ def is_timm_backbone(backbone):
     return isinstance(backbone, str) and backbone.startswith(PREFIX)
 
 
+#: timm's modules whose models are of the families skft splits (see :func:`split_timm_model`).
+_SPLIT_MODULES = ("resnet", "efficientnet", "convnext", "vision_transformer")
+
+
 def timm_backbone_names():
-    """Every timm model with pretrained weights, as ``"timm:<name>.<tag>"`` (empty without timm).
+    """The timm models with pretrained weights of the families skft splits, as ``"timm:<name>.<tag>"``.
 
     Returns
     -------
     list of str
+        Empty without timm.
     """
     try:
         timm = import_timm()
     except ImportError:
         return []
-    return [PREFIX + name for name in timm.list_models(pretrained=True)]
+    names = {name for module in _SPLIT_MODULES for name in timm.list_models(module=module, pretrained=True)}
+    return sorted(PREFIX + name for name in names)
 
 
 class TimmModel:
