@@ -15,7 +15,7 @@ from ._hf_vision import HuggingFaceVisionModel, has_text_tower, vision_model_sou
 from ._open_clip import OpenClipModel, is_open_clip_backbone
 from ._splitting import split_children
 from ._text import is_text_backbone, text_backbone_names, text_backbone_spec
-from ._timm import TimmModel, is_timm_backbone, split_timm_model, timm_backbone_names
+from ._timm import TimmModel, is_timm_backbone, timm_backbone_names
 from ._types import IMAGENET_MEAN, IMAGENET_STD, POOLINGS, BackboneParts, Preprocessing
 
 
@@ -95,43 +95,17 @@ def _torchvision_spec(name):
     )
 
 
-def _timm_spec(name):
-    model = TimmModel(name)
+def _family_spec(name, model, source, **fields):
+    """The spec of a backbone whose family object builds, splits and preprocesses it (timm, transformers, open_clip)."""
     return BackboneSpec(
         name=name,
-        build=model.build,
-        skeleton=model.skeleton,
-        split=lambda network: split_timm_model(name, network),
-        preprocessing=model.preprocessing,
-        source="timm",
-        weights_file=model.weights_file,
-        weights_filter=model.without_classifier,
-    )
-
-
-def _hf_vision_spec(name, model_dir, source):
-    model = HuggingFaceVisionModel(model_dir)
-    return BackboneSpec(
-        name=os.fspath(name),
         build=model.build,
         skeleton=model.skeleton,
         split=model.split,
         preprocessing=model.preprocessing,
         source=source,
         weights_file=model.weights_file,
-    )
-
-
-def _open_clip_spec(name):
-    model = OpenClipModel(name)
-    return BackboneSpec(
-        name=name,
-        build=model.build,
-        skeleton=model.skeleton,
-        split=model.split,
-        preprocessing=model.preprocessing,
-        source="open_clip",
-        weights_file=model.weights_file,
+        **fields,
     )
 
 
@@ -203,12 +177,14 @@ def get_spec(name):
     if name in _torchvision_names():
         return _torchvision_spec(name)
     if is_timm_backbone(name):
-        return _timm_spec(name)
+        timm_model = TimmModel(name)
+        return _family_spec(name, timm_model, "timm", weights_filter=timm_model.without_classifier)
     if is_open_clip_backbone(name):
-        return _open_clip_spec(name)
+        return _family_spec(name, OpenClipModel(name), "open_clip")
     vision = vision_model_source(name)
     if vision is not None:
-        return _hf_vision_spec(name, *vision)
+        model_dir, source = vision
+        return _family_spec(os.fspath(name), HuggingFaceVisionModel(model_dir), source)
     if is_text_backbone(name):
         return text_backbone_spec(name)
     close = difflib.get_close_matches(str(name), list_backbones(), n=5, cutoff=0.5)

@@ -168,6 +168,19 @@ class TimmModel:
             load_into(model, self.without_classifier(read_state_dict(path)), path)
         return model
 
+    def split(self, model):
+        """Split a network built here into its blocks (:func:`split_timm_model`).
+
+        Parameters
+        ----------
+        model : nn.Module
+
+        Returns
+        -------
+        BackboneParts
+        """
+        return split_timm_model(PREFIX + self.name, model)
+
     def without_classifier(self, state_dict):
         """``state_dict`` without the classifier's tensors (``pretrained_cfg["classifier"]``).
 
