@@ -45,7 +45,7 @@ from ._nn.seeding import FitGenerators, seeded_global_generator
 from ._saving import SavedAsModelFile
 from ._targets import check_sample_weight
 from ._text import TextCollate, tokenized_texts
-from .backbones import RegistrationTravelsMixin, backbone_modality, resolve_backbone
+from .backbones import RegistrationTravelsMixin, backbone_modality, image_backbone_reads_prompts, resolve_backbone
 from .callbacks import EarlyStoppingWithLastRow, GradualUnfreezing, fp16_loss_scaling, schedule_callback
 
 
@@ -327,11 +327,11 @@ class FineTunedEstimatorBase(
         """Refuse parameters that contradict ``mode`` (each error names the parameter and the fix)."""
         if self.mode == "prompt":
             self._check_prompt_params()
-            if modality != "text":
+            if modality != "text" and not image_backbone_reads_prompts(self.backbone):
                 raise ValueError(
-                    f"mode='prompt' classifies texts by their similarity to a text per class, but backbone="
-                    f"{self.backbone!r} reads images. For an image backbone with its weights unchanged, use "
-                    "mode='feature_extraction'."
+                    f"mode='prompt' classifies inputs by their similarity to a text per class, but backbone="
+                    f"{self.backbone!r} reads images and has no text tower (CLIP and SigLIP checkpoints have one). "
+                    "For an image backbone with its weights unchanged, use mode='feature_extraction'."
                 )
         refused = self._refused_by_mode()
         if refused:

@@ -14,10 +14,12 @@ from skorch.callbacks import EpochScoring
 from ._base import FineTunedEstimatorBase
 from ._nn.distinct_prompts import check_distinct_prompts
 from ._nn.losses import WeightedCrossEntropy
+from ._nn.prompt_ensembles import ensembled_class_embeddings, prompt_templates
 from ._nn.prompting import PromptHead, class_prompt_texts, pooled_embeddings
 from ._parameter_docs import document_shared
 from ._targets import check_no_missing_targets
 from ._text import pad_token_ids, tokenized_texts
+from .backbones import resolve_backbone
 
 
 @document_shared
@@ -32,11 +34,13 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         classes (0.0 is off).
     class_weight : "balanced", dict or None, default=None
         Weights of the classes in the loss, as in scikit-learn (multiplying ``sample_weight``).
-    prompt_template : str, default="{label}"
+    prompt_template : str or list of str, default="{label}"
         With ``mode="prompt"``: the text describing class ``c`` is
         ``prompt_template.format(label=label_prompts.get(c, c))``; it must hold ``{label}``. A text
-        is assigned the class whose prompt's pooled, normalised embedding is most similar (cosine)
-        to its own; ``predict_proba`` is the softmax of 20 times these similarities.
+        (or, on a CLIP-style backbone, an image) is assigned the class whose prompt's pooled,
+        normalised embedding is most similar (cosine) to its own; ``predict_proba`` is the softmax of
+        20 times these similarities. A list of templates ensembles them: a class's embedding is the
+        mean of its normalised prompt embeddings over the templates.
     label_prompts : dict or None, default=None
         With ``mode="prompt"``: what replaces ``{label}`` per class (the class itself when
         absent), e.g. ``{"fresh": "a positive review", "rotten": "a negative review"}``.
@@ -83,7 +87,7 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         **FineTunedEstimatorBase._parameter_constraints,
         "label_smoothing": [Interval(Real, 0, 1, closed="left")],
         "class_weight": [StrOptions({"balanced"}), dict, None],
-        "prompt_template": [str],
+        "prompt_template": [str, list],
         "label_prompts": [dict, None],
         "prompt_tokens": [Interval(Integral, 0, None, closed="left")],
     }
@@ -176,13 +180,20 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         self.prompt_tokens = prompt_tokens
 
     def _check_prompt_params(self):
-        if "{label}" not in self.prompt_template:
+        templates = prompt_templates(self.prompt_template)
+        if not templates or not all(isinstance(template, str) for template in templates):
+            raise TypeError(
+                f"prompt_template={self.prompt_template!r} must be a str or a non-empty list of str (templates to "
+                "ensemble). Pass e.g. 'a photo of a {label}.' or ['a photo of a {label}.', 'a drawing of a {label}.']."
+            )
+        if any("{label}" not in template for template in templates):
             raise ValueError(
                 f"prompt_template={self.prompt_template!r} has no '{{label}}': every class would get the same prompt. "
                 "Pass a template holding {label}, e.g. 'A {label} movie review.'."
             )
         try:
-            class_prompt_texts(["label"], self.prompt_template, None)
+            for template in templates:
+                class_prompt_texts(["label"], template, None)
         except (KeyError, IndexError, ValueError) as error:
             raise ValueError(
                 f"prompt_template={self.prompt_template!r} cannot be filled in with str.format(label=...) "
@@ -195,10 +206,17 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
 
     def _prompt_head(self, network):
         """The head of ``mode="prompt"``: similarities to the embeddings of each class's prompt text."""
-        texts = class_prompt_texts(self.classes_, self.prompt_template, self.label_prompts)
-        tokens = tokenized_texts(texts, network.normalizer)
-        check_distinct_prompts(self.classes_.tolist(), texts, tokens.ids)
-        return PromptHead(pooled_embeddings(network, pad_token_ids(tokens.ids, tokens.pad_token_id)))
+        if network.modality == "image":  # CLIP, SigLIP: the checkpoint's text tower, read once per process
+            embed = resolve_backbone(self.backbone, self.weights, share_modules=True).parts.embed_texts
+        else:
+
+            def embed(texts):
+                tokens = tokenized_texts(texts, network.normalizer)
+                check_distinct_prompts(self.classes_.tolist(), texts, tokens.ids)
+                return pooled_embeddings(network, pad_token_ids(tokens.ids, tokens.pad_token_id))
+
+        templates = prompt_templates(self.prompt_template)
+        return PromptHead(ensembled_class_embeddings(embed, self.classes_, templates, self.label_prompts))
 
     def _validation_scores(self):
         return [("valid_acc", EpochScoring(_weighted_accuracy, lower_is_better=False, name="valid_acc"))]

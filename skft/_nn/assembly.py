@@ -89,7 +89,7 @@ def input_module(resolved, *, image_size=None, max_length=None):
         pre.check_max_length(max_length, resolved.name)
         return TextInput(pre, max_length)
     pre.check_image_size(image_size, resolved.name)
-    return ImageNormalizer(image_size, pre.mean, pre.std)
+    return ImageNormalizer(image_size, pre.mean, pre.std, pre.interpolation, pre.crop_pct)
 
 
 def build_network(

@@ -18,6 +18,7 @@ from collections import OrderedDict
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.transforms.v2.functional import InterpolationMode, center_crop, resize
 
 from ..backbones import TEXT_POOLINGS, TextPool, TextState
 from ..backbones._digest import remember_copied_digests
@@ -30,17 +31,24 @@ class ImageNormalizer(nn.Module):
 
     Accepts ``(N, C, H, W)`` with ``C`` in 1, 3 or 4, as ``uint8`` (0..255) or float (0..1):
     grey images are repeated to RGB, an alpha channel is dropped, the batch is resized to
-    ``image_size`` (bilinear, antialiased) and normalised with ``mean`` and ``std``.
+    ``image_size`` (antialiased) and normalised with ``mean`` and ``std``. With a ``crop_pct`` the
+    batch is resized as timm's eval transform resizes (shorter side to ``floor(image_size / crop_pct)``)
+    and its centre ``image_size`` square kept, values clamped to ``[0, 1]`` as an 8-bit image's are.
 
     Parameters
     ----------
     image_size : int
     mean, std : tuple of float
+    interpolation : {"bilinear", "bicubic"}, default="bilinear"
+    crop_pct : float or None, default=None
+        None: the whole image is resized to the square.
     """
 
-    def __init__(self, image_size, mean, std):
+    def __init__(self, image_size, mean, std, interpolation="bilinear", crop_pct=None):
         super().__init__()
         self.image_size = image_size
+        self.interpolation = interpolation
+        self.crop_pct = crop_pct
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
 
@@ -52,9 +60,11 @@ class ImageNormalizer(nn.Module):
             x = x.expand(-1, 3, -1, -1)
         elif x.shape[1] == 4:
             x = x[:, :3]
-        if tuple(x.shape[-2:]) != (self.image_size, self.image_size):
+        if self.crop_pct is not None:
+            x = _resize_and_centre_crop(x, self.image_size, self.crop_pct, self.interpolation)
+        elif tuple(x.shape[-2:]) != (self.image_size, self.image_size):
             x = F.interpolate(
-                x, size=(self.image_size, self.image_size), mode="bilinear", antialias=True, align_corners=False
+                x, size=(self.image_size, self.image_size), mode=self.interpolation, antialias=True, align_corners=False
             )
         return (x - self.mean) / self.std
 
@@ -70,6 +80,13 @@ class ImageNormalizer(nn.Module):
         Tensor of shape (1, 3, image_size, image_size), uint8
         """
         return torch.zeros(1, 3, self.image_size, self.image_size, dtype=torch.uint8, device=device)
+
+
+def _resize_and_centre_crop(x, image_size, crop_pct, interpolation):
+    """timm's eval resizing: shorter side to ``floor(image_size / crop_pct)``, then the centre square."""
+    mode = InterpolationMode(interpolation)
+    x = resize(x, [math.floor(image_size / crop_pct)], interpolation=mode, antialias=True).clamp_(0.0, 1.0)
+    return center_crop(x, [image_size, image_size])
 
 
 class TextInput(nn.Module):
@@ -155,6 +172,8 @@ class GlobalPool(nn.Module):
     Parameters
     ----------
     pooling : {"avg", "avg_channels_last", "class_token"}
+        An ``(N, D)`` input is already pooled (a block that ends with its own pooling, as timm's
+        pre-logits do) and passes through.
     """
 
     def __init__(self, pooling):
@@ -162,10 +181,10 @@ class GlobalPool(nn.Module):
         self.pooling = pooling
 
     def forward(self, x):
-        if self.pooling == "class_token":
-            return x[:, 0]
         if x.ndim == 2:
             return x
+        if self.pooling == "class_token":
+            return x[:, 0]
         if self.pooling == "avg_channels_last":
             return x.mean(dim=tuple(range(1, x.ndim - 1)))
         return x.mean(dim=tuple(range(2, x.ndim)))

@@ -2,6 +2,7 @@
 
 import difflib
 import hashlib
+import os
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -10,8 +11,11 @@ from torch import nn
 from . import _efficientnet_lite
 from . import _torchvision as tv
 from ._digest import UndescribableAttribute, module_digest, qualified_name
+from ._hf_vision import HuggingFaceVisionModel, has_text_tower, vision_model_source
+from ._open_clip import OpenClipModel, is_open_clip_backbone
 from ._splitting import split_children
 from ._text import is_text_backbone, text_backbone_names, text_backbone_spec
+from ._timm import TimmModel, is_timm_backbone, timm_backbone_names
 from ._types import IMAGENET_MEAN, IMAGENET_STD, POOLINGS, BackboneParts, Preprocessing
 
 
@@ -30,7 +34,8 @@ class BackboneSpec:
     preprocessing : callable
         ``preprocessing(weights) -> Preprocessing``.
     source : str
-        ``"shipped"``, ``"torchvision"`` or ``"user"``.
+        ``"shipped"``, ``"torchvision"``, ``"timm"``, ``"open_clip"``, ``"huggingface"``, ``"local"`` or
+        ``"user"``.
     weights_file : callable, optional
         ``weights_file(weights) -> str or None``: where the weights live on disk, if anywhere.
     registration : dict, optional
@@ -43,6 +48,9 @@ class BackboneSpec:
     modality : str
         ``"image"``; text encoders come as :class:`skft.backbones._text.TextBackboneSpec` (``"text"``),
         which has the same fields.
+    weights_filter : callable, optional
+        ``weights_filter(state_dict) -> state_dict``: the tensors of a ``weights=<file>`` the network
+        holds (timm: without the classifier's). Default: all of them.
     """
 
     name: str
@@ -54,6 +62,7 @@ class BackboneSpec:
     registration: dict = None
     skeleton: Callable = None
     modality: str = "image"
+    weights_filter: Callable = field(default=lambda state_dict: state_dict)
 
 
 _USER_SPECS = {}
@@ -86,6 +95,35 @@ def _torchvision_spec(name):
     )
 
 
+def _family_spec(name, model, source, **fields):
+    """The spec of a backbone whose family object builds, splits and preprocesses it (timm, transformers, open_clip)."""
+    return BackboneSpec(
+        name=name,
+        build=model.build,
+        skeleton=model.skeleton,
+        split=model.split,
+        preprocessing=model.preprocessing,
+        source=source,
+        weights_file=model.weights_file,
+        **fields,
+    )
+
+
+def image_backbone_reads_prompts(backbone):
+    """Whether ``backbone`` is an image backbone with a text tower, so that ``mode="prompt"`` can use it.
+
+    Parameters
+    ----------
+    backbone : object
+
+    Returns
+    -------
+    bool
+        True for ``"open_clip:<name>"`` and for transformers CLIP or SigLIP checkpoints.
+    """
+    return is_open_clip_backbone(backbone) or has_text_tower(backbone)
+
+
 def _torchvision_names():
     return tv.torchvision_model_names()
 
@@ -97,8 +135,9 @@ def list_backbones():
     -------
     list of str
         ``"efficientnet_lite0"`` (shipped with its ImageNet weights, works offline), every
-        torchvision classification model, the shipped text encoder ``"all-MiniLM-L6-v2"`` and the
-        names added with :func:`register_backbone`. Any Hugging Face encoder also works without
+        torchvision classification model, every timm model with pretrained weights (``"timm:<name>"``,
+        when timm is installed), the shipped text encoder ``"all-MiniLM-L6-v2"`` and the names added
+        with :func:`register_backbone`. Any Hugging Face encoder also works without
         being listed: ``"hf:<model id>"`` (from the Hugging Face cache) or a model directory's path.
 
     Examples
@@ -107,7 +146,8 @@ def list_backbones():
     >>> "efficientnet_lite0" in list_backbones() and "resnet18" in list_backbones()
     True
     """
-    return sorted(set(_shipped_specs()) | set(_torchvision_names()) | set(text_backbone_names()) | set(_USER_SPECS))
+    names = set(_shipped_specs()) | set(_torchvision_names()) | set(text_backbone_names()) | set(_USER_SPECS)
+    return sorted(names | set(timm_backbone_names()))
 
 
 def get_spec(name):
@@ -136,6 +176,15 @@ def get_spec(name):
         return shipped[name]
     if name in _torchvision_names():
         return _torchvision_spec(name)
+    if is_timm_backbone(name):
+        timm_model = TimmModel(name)
+        return _family_spec(name, timm_model, "timm", weights_filter=timm_model.without_classifier)
+    if is_open_clip_backbone(name):
+        return _family_spec(name, OpenClipModel(name), "open_clip")
+    vision = vision_model_source(name)
+    if vision is not None:
+        model_dir, source = vision
+        return _family_spec(os.fspath(name), HuggingFaceVisionModel(model_dir), source)
     if is_text_backbone(name):
         return text_backbone_spec(name)
     close = difflib.get_close_matches(str(name), list_backbones(), n=5, cutoff=0.5)
@@ -146,8 +195,9 @@ def get_spec(name):
 def backbone_modality(backbone):
     """What a ``backbone`` argument reads: ``"text"`` for a text encoder, else ``"image"``.
 
-    Decided without building or reading anything: registry names are image backbones; a text
-    encoder is ``"all-MiniLM-L6-v2"``, ``"hf:<model id>"`` or a directory holding ``config.json``.
+    Decided without building anything: registry names are image backbones; a text encoder is
+    ``"all-MiniLM-L6-v2"``, ``"hf:<model id>"`` or a directory holding ``config.json``, unless that
+    ``config.json`` names a vision family (ViT, DINOv2, ConvNeXt, Swin, CLIP, SigLIP).
 
     Parameters
     ----------
@@ -159,7 +209,7 @@ def backbone_modality(backbone):
     """
     if isinstance(backbone, str) and (backbone in _USER_SPECS or backbone in _shipped_specs()):
         return "image"
-    return "text" if is_text_backbone(backbone) else "image"
+    return "text" if is_text_backbone(backbone) and vision_model_source(backbone) is None else "image"
 
 
 def register_backbone(

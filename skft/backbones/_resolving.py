@@ -87,7 +87,7 @@ def _build_with_weights(spec, weights, *, read_weights=True):
     if is_weights_path(weights):
         model = _build_with_weights(spec, None, read_weights=False)
         if read_weights:
-            load_into(model, read_state_dict(weights), str(weights))
+            load_into(model, spec.weights_filter(read_state_dict(weights)), str(weights))
         return model
     if read_weights or spec.skeleton is None:
         return spec.build(weights)

@@ -30,6 +30,12 @@ class Preprocessing:
         The smallest image side the architecture accepts.
     fixed_size : bool
         True when only ``image_size`` itself works (ViT's position embeddings).
+    interpolation : {"bilinear", "bicubic"}
+        How images are resized (antialiased).
+    crop_pct : float or None
+        The centre-crop fraction: images are resized so that their shorter side is
+        ``floor(image_size / crop_pct)`` and the central ``image_size`` square is kept (timm's eval
+        transform; CLIP's resize-then-crop is ``1.0``). ``None`` resizes the whole image to the square.
     """
 
     image_size: int
@@ -37,6 +43,8 @@ class Preprocessing:
     std: tuple = IMAGENET_STD
     min_size: int = 32
     fixed_size: bool = False
+    interpolation: str = "bilinear"
+    crop_pct: float = None
 
     def check_image_size(self, image_size, backbone_name):
         """Raise a ``ValueError`` when ``image_size`` is outside what the backbone accepts.
@@ -70,7 +78,11 @@ class BackboneParts:
         Block names (valid Python identifiers) and modules, applied in order.
     pooling : str
         One of :data:`POOLINGS`: how a block's output becomes one feature vector.
+    embed_texts : callable or None
+        For an image backbone with a text tower (CLIP, SigLIP): ``embed_texts(texts) -> Tensor``, the
+        texts embedded in the space of the full-depth image features (what ``mode="prompt"`` compares).
     """
 
     blocks: list = field(default_factory=list)
     pooling: str = "avg"
+    embed_texts: object = None

@@ -59,6 +59,8 @@ class TextBackboneSpec:
         ``"text"``.
     registration : None
         Text backbones are not user registrations.
+    weights_filter : callable
+        ``weights_filter(state_dict) -> state_dict``: every tensor of a ``weights=<file>`` is kept.
     """
 
     name: str
@@ -72,6 +74,7 @@ class TextBackboneSpec:
     skeleton: Callable = field(repr=False, default=None)
     modality: str = "text"
     registration: dict = None
+    weights_filter: Callable = field(repr=False, default=lambda state_dict: state_dict)
 
 
 def text_backbone_names():
