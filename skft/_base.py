@@ -264,6 +264,9 @@ class FineTunedEstimatorBase(
             if self._trains_nothing():
                 net = self._make_net(network, None, 0, device, starting_values, accelerator, generators)
                 net.initialize()
+                if not continues:
+                    key = self.prefix_key_
+                    self._start_head(net, lambda: self._network_inputs(network, samples, device, key), packed)
                 interrupted = False
             else:
                 inputs = self._network_inputs(network, samples, device, self.prefix_key_)
@@ -272,6 +275,8 @@ class FineTunedEstimatorBase(
                 net = self._make_net(
                     network, valid_dataset, len(train), device, starting_values, accelerator, generators
                 )
+                if not continues:
+                    self._start_head(net, lambda: _take(inputs, train), packed[train])
                 interrupted = fit_reporting_interrupt(net, _take(inputs, train), packed[train])
                 if network.batchnorm_trains and not interrupted:
                     precise_batchnorm(network, _batches(net, _take(inputs, train), packed[train], device))
@@ -356,6 +361,16 @@ class FineTunedEstimatorBase(
         """Whether ``fit`` only builds the network (zero-shot prompting) instead of training it."""
         return False
 
+    def _head_as_built(self, network):
+        """The head ``network`` is built with (the subclass may wrap the one ``build_network`` made)."""
+        return network.head
+
+    def _start_head(self, net, inputs, packed):
+        """Set the head's starting values from the training data before training; nothing by default.
+
+        ``inputs`` is a function returning the training inputs (``packed``: their targets and weights).
+        """
+
     def _check_head(self):
         if not all(isinstance(size, Integral) and size > 0 for size in self.head):
             raise ValueError(
@@ -417,6 +432,7 @@ class FineTunedEstimatorBase(
         )
         if self.mode == "prompt":
             network.head = self._prompt_head(network)
+        network.head = self._head_as_built(network)
         self.max_length_ = getattr(network.normalizer, "max_length", None)
         self.backbone_name_ = resolved.name
         self.block_names_ = [name for name, _ in network.backbone.named_children()]

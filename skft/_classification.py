@@ -10,10 +10,12 @@ from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
 from skorch.callbacks import EpochScoring
+from torch import nn
 
 from ._base import FineTunedEstimatorBase
+from ._nn.calibration import fit_scale_and_bias
 from ._nn.losses import WeightedCrossEntropy
-from ._nn.prompting import PromptHead, class_prompt_texts, pooled_embeddings
+from ._nn.prompting import PromptHead, UnitNormalize, class_prompt_texts, head_from_prompts, pooled_embeddings
 from ._parameter_docs import document_shared
 from ._targets import check_no_missing_targets
 from ._text import pad_token_ids, tokenized_texts
@@ -32,23 +34,41 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
     class_weight : "balanced", dict or None, default=None
         Weights of the classes in the loss, as in scikit-learn (multiplying ``sample_weight``).
     prompt_template : str, default="{label}"
-        With ``mode="prompt"``: the text describing class ``c`` is
+        Text backbones, with ``mode="prompt"`` or a head that starts from the prompts
+        (``head_init``): the text describing class ``c`` is
         ``prompt_template.format(label=label_prompts.get(c, c))``; it must hold ``{label}``. A text
         is assigned the class whose prompt's pooled, normalised embedding is most similar (cosine)
-        to its own; ``predict_proba`` is the softmax of 20 times these similarities.
+        to its own; ``predict_proba`` is the softmax of ``scale`` times these similarities plus a
+        bias per class (20 and 0 without calibration; see ``prompt_calibration``).
     label_prompts : dict or None, default=None
-        With ``mode="prompt"``: what replaces ``{label}`` per class (the class itself when
-        absent), e.g. ``{"fresh": "a positive review", "rotten": "a negative review"}``.
+        What replaces ``{label}`` per class (the class itself when absent), e.g.
+        ``{"fresh": "a positive review", "rotten": "a negative review"}``.
     prompt_tokens : int, default=0
         With ``mode="prompt"``: 0 is zero-shot (``fit`` trains nothing: it records the classes and
         embeds their prompts); ``k > 0`` inserts k learned vectors after the first token of every
         text's embeddings and trains only them (prompt tuning), the encoder frozen, still scoring
         against the class prompts.
+    prompt_calibration : bool, default=True
+        With ``mode="prompt"`` and ``prompt_tokens=0``: ``fit`` chooses the temperature and a bias
+        per class that best explain the training labels (weighted cross-entropy, L-BFGS; n_classes + 1
+        numbers, nothing in the encoder), so the zero-shot classifier follows the classes' balance
+        in your data. False keeps the plain zero-shot rule (scale 20, no bias).
+    head_init : {"auto", "random", "prompt"}, default="auto"
+        How the head starts. ``"random"``: drawn as ``nn.Linear`` draws it. ``"prompt"`` (text
+        backbones, ``head=()``): as the calibrated zero-shot classifier of ``mode="prompt"`` (weights:
+        the normalised class-prompt embeddings times the calibrated scale; bias: the calibrated
+        biases; the head normalises its input), so before the first step the classifier predicts
+        what ``mode="prompt"`` predicts and fine-tuning moves away from the prompts only as far as
+        the labels take it. ``"auto"``: ``"prompt"`` for a text backbone with ``head=()``, else
+        ``"random"``. Resolved as ``head_init_``.
 
     Attributes
     ----------
     classes_ : ndarray
         The labels seen in ``fit``.
+    head_init_ : str
+        How the head started: ``"random"``, ``"prompt"`` (``head_init``), or ``"zero-shot"``
+        (``mode="prompt"``).
     {attributes}
 
     See Also
@@ -85,6 +105,8 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         "prompt_template": [str],
         "label_prompts": [dict, None],
         "prompt_tokens": [Interval(Integral, 0, None, closed="left")],
+        "prompt_calibration": ["boolean"],
+        "head_init": [StrOptions({"auto", "random", "prompt"})],
     }
 
     def __init__(
@@ -130,6 +152,8 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         prompt_template="{label}",
         label_prompts=None,
         prompt_tokens=0,
+        prompt_calibration=True,
+        head_init="auto",
     ):
         super().__init__(
             backbone=backbone,
@@ -173,6 +197,8 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         self.prompt_template = prompt_template
         self.label_prompts = label_prompts
         self.prompt_tokens = prompt_tokens
+        self.prompt_calibration = prompt_calibration
+        self.head_init = head_init
 
     def _check_prompt_params(self):
         if "{label}" not in self.prompt_template:
@@ -197,6 +223,49 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         texts = class_prompt_texts(self.classes_, self.prompt_template, self.label_prompts)
         tokens = tokenized_texts(texts, network.normalizer)
         return PromptHead(pooled_embeddings(network, pad_token_ids(tokens.ids, tokens.pad_token_id)))
+
+    def _head_as_built(self, network):
+        self.head_init_ = self._resolved_head_init(network)
+        if self.head_init_ != "prompt":
+            return network.head
+        # Normalised input: the head computes scale * cosine + bias, as mode="prompt" does, whatever the pooling.
+        return nn.Sequential(UnitNormalize(), *network.head)
+
+    def _resolved_head_init(self, network):
+        """``head_init``, with ``"auto"`` resolved; refuses ``"prompt"`` where there are no class prompts."""
+        if self.mode == "prompt":
+            return "zero-shot"
+        if self.head_init == "random" or (self.head_init == "auto" and (network.modality != "text" or self.head)):
+            return "random"
+        if network.modality != "text" or self.head:
+            raise ValueError(
+                f"head_init='prompt' starts the head as the zero-shot classifier of a text backbone's class prompts, "
+                f"but backbone={self.backbone!r} reads {network.modality}s and head={self.head!r}. Use it with a text "
+                "backbone and head=() (one output layer), or head_init='random'."
+            )
+        self._check_prompt_params()
+        return "prompt"
+
+    def _start_head(self, net, inputs, packed):
+        calibrates = self.mode == "prompt" and self.prompt_tokens == 0 and self.prompt_calibration
+        if not (calibrates or self.head_init_ == "prompt"):
+            return
+        if not net.initialized_:
+            net.initialize()
+        network = net.module_
+        head = network.head
+        prompt_head = head if self.mode == "prompt" else self._prompt_head(network)
+        # The similarities of the training texts with the class prompts, through the network as it starts
+        # (and the activation cache): the prompt head's logits at scale 1 and no bias.
+        prompt_head.calibrate(1.0, torch.zeros_like(prompt_head.bias))
+        network.head = prompt_head
+        try:
+            similarities = torch.as_tensor(net.forward(inputs(), training=False))
+        finally:
+            network.head = head
+        prompt_head.calibrate(*fit_scale_and_bias(similarities, packed[:, 0], packed[:, -1]))
+        if self.mode != "prompt":
+            head_from_prompts(head, prompt_head)
 
     def _validation_scores(self):
         return [("valid_acc", EpochScoring(_weighted_accuracy, lower_is_better=False, name="valid_acc"))]

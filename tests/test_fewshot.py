@@ -1,0 +1,91 @@
+"""Small data (issue 23): calibrated zero-shot prompts, and fine-tuning that starts from them."""
+
+import numpy as np
+import pytest
+import torch
+from skorch.callbacks import Callback
+
+pytest.importorskip("transformers")
+
+import skft
+from skft import FineTunedClassifier
+
+PROMPTS = {0: "bad", 1: "good"}
+
+
+def classifier(backbone, **overrides):
+    params = dict(label_prompts=PROMPTS, max_epochs=2, batch_size=8, device="cpu", random_state=0)
+    return FineTunedClassifier(backbone, **{**params, **overrides})
+
+
+def imbalanced(texts):
+    X, y = texts
+    keep = np.flatnonzero((y == 1) | (np.arange(len(y)) % 4 == 0))
+    return [X[i] for i in keep], y[keep]
+
+
+def test_calibration_changes_only_the_bias_and_the_temperature(bert_dir, texts):
+    X, y = imbalanced(texts)
+    plain = classifier(bert_dir, mode="prompt", prompt_calibration=False).fit(X, y)
+    skft.clear_cache()
+    calibrated = classifier(bert_dir, mode="prompt").fit(X, y)
+    before, after = plain.net_.module_.state_dict(), calibrated.net_.module_.state_dict()
+    changed = {key for key in before if not torch.equal(before[key], after[key])}
+    assert changed == {"head.scale", "head.bias"}
+    assert float(after["head.scale"]) != 20.0 and float(after["head.bias"].abs().max()) > 0
+    # The calibrated logits are the plain similarities rescaled and shifted per class, nothing else.
+    plain_logits = np.log(plain.predict_proba(X)) - np.log(plain.predict_proba(X))[:, :1]
+    calibrated_logits = np.log(calibrated.predict_proba(X)) - np.log(calibrated.predict_proba(X))[:, :1]
+    scale, bias = float(after["head.scale"]), after["head.bias"].numpy().astype(float)
+    expected = plain_logits * scale / 20.0 + (bias - bias[0])
+    np.testing.assert_allclose(calibrated_logits, expected, atol=1e-4)
+
+
+def test_calibration_moves_predictions_towards_the_training_balance(bert_dir, texts):
+    X, y = imbalanced(texts)
+    plain = classifier(bert_dir, mode="prompt", prompt_calibration=False).fit(X, y)
+    calibrated = classifier(bert_dir, mode="prompt").fit(X, y)
+    assert calibrated.score(X, y) >= plain.score(X, y)
+    assert calibrated.head_init_ == "zero-shot"
+
+
+class LogitsAtStart(Callback):
+    """Records the network's logits on the training inputs before the first step."""
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        self.logits = net.forward(X, training=False).numpy()
+
+
+@pytest.mark.parametrize("mode", ["feature_extraction", "repurpose"])
+def test_head_from_prompts_predicts_what_calibrated_prompt_predicts_before_any_step(bert_dir, texts, mode):
+    X, y = imbalanced(texts)
+    prompt = classifier(bert_dir, mode="prompt").fit(X, y)
+    expected = prompt.net_.forward(prompt._network_inputs(prompt.net_.module_, X, "cpu", None), training=False)
+    skft.clear_cache()
+    tuned = classifier(bert_dir, mode=mode, head_init="prompt", callbacks=[("at_start", LogitsAtStart())]).fit(X, y)
+    assert tuned.head_init_ == "prompt"
+    at_start = dict(tuned.net_.callbacks_)["at_start"]
+    np.testing.assert_allclose(at_start.logits, expected.numpy(), rtol=1e-4, atol=1e-4)
+    assert (at_start.logits.argmax(1) == expected.numpy().argmax(1)).all()
+
+
+def test_head_init_auto_resolves_by_backbone(bert_dir, texts):
+    X, y = texts
+    assert classifier(bert_dir, mode="feature_extraction").fit(X, y).head_init_ == "prompt"
+    assert classifier(bert_dir, mode="feature_extraction", head=(4,)).fit(X, y).head_init_ == "random"
+    assert classifier(bert_dir, mode="feature_extraction", head_init="random").fit(X, y).head_init_ == "random"
+
+
+def test_head_init_prompt_refuses_a_hidden_head(bert_dir, texts):
+    X, y = texts
+    with pytest.raises(ValueError, match="head_init='prompt'.*head=\\(4,\\)"):
+        classifier(bert_dir, mode="feature_extraction", head=(4,), head_init="prompt").fit(X, y)
+
+
+def test_head_from_prompts_round_trips_through_a_model_file(bert_dir, texts, tmp_path):
+    X, y = texts
+    clf = classifier(bert_dir, mode="feature_extraction", head_init="prompt").fit(X, y)
+    clf.save(tmp_path / "model.skft")
+    skft.clear_cache()
+    loaded = skft.load(tmp_path / "model.skft")
+    np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), atol=1e-6)
