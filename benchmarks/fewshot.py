@@ -234,6 +234,7 @@ def main():
     text = args.data in TEXT_DATA
     path = Path(__file__).with_name(f"results_fewshot_{'text' if text else 'images'}.jsonl")
     k_max = 64 if text else 20
+    measured_commit = commit()
     if not args.table:
         for k in args.k or ((8, 16, 64) if text else (5, 10, 20)):
             for seed in args.seeds:
@@ -246,7 +247,7 @@ def main():
                         continue
                     row = {"data": args.data, "k": k, "seed": seed, "contender": name, "majority": majority}
                     row |= measure(contenders[name], X_train, y_train, X_test, y_test)
-                    row |= {"n_test": len(y_test), "commit": commit()}
+                    row |= {"n_test": len(y_test), "commit": measured_commit}
                     with path.open("a") as out:
                         out.write(json.dumps(row) + "\n")
                     print(
