@@ -66,6 +66,8 @@ LABEL_PROMPTS = {
     },
 }
 TEXT_MODES = ("feature_extraction", "repurpose", "full", "lora")
+#: Fit lengths tried for max_epochs="auto" (optimizer steps).
+STEPS = (50, 100, 200)
 
 
 # -- data ---------------------------------------------------------------------------------------
@@ -108,8 +110,11 @@ def skft_text(data, seed, **params):
     return FineTunedClassifier(MINILM, label_prompts=LABEL_PROMPTS[data], random_state=seed, device="cpu", **params)
 
 
-def text_contenders(data, seed):
-    """Contender name -> a function returning an unfitted estimator (anything with fit / predict)."""
+def text_contenders(data, seed, n_train):
+    """Contender name -> a function returning an unfitted estimator (anything with fit / predict).
+
+    ``... N steps`` contenders train ``max_epochs`` = N optimizer steps' worth of epochs (batch 32).
+    """
     contenders = {
         "zero-shot": lambda: skft_text(data, seed, mode="prompt", prompt_calibration=False),
         "calibrated prompt": lambda: skft_text(data, seed, mode="prompt"),
@@ -122,10 +127,16 @@ def text_contenders(data, seed):
     for mode in TEXT_MODES:
         contenders[mode] = lambda mode=mode: skft_text(data, seed, mode=mode)
         contenders[f"prompt-init {mode}"] = lambda mode=mode: skft_text(data, seed, mode=mode, head_init="prompt")
+        for init in ("random", "prompt"):
+            for steps in STEPS:
+                epochs = -(-steps // -(-n_train // 32))
+                contenders[f"{init}-init {mode}, {steps} steps"] = lambda mode=mode, init=init, epochs=epochs: (
+                    skft_text(data, seed, mode=mode, head_init=init, max_epochs=epochs)
+                )
     return contenders
 
 
-def image_contenders(data, seed):
+def image_contenders(data, seed, n_train):
     def frozen(then):
         return lambda: make_pipeline(BackboneFeatures(image_size=64, device="cpu"), Normalizer(), then)
 
@@ -239,8 +250,8 @@ def main():
         for k in args.k or ((8, 16, 64) if text else (5, 10, 20)):
             for seed in args.seeds:
                 done = {row["contender"] for row in load_rows(path) if row_of(row) == (args.data, k, seed)}
-                contenders = (text_contenders if text else image_contenders)(args.data, seed)
                 X_train, y_train, X_test, y_test = split(args.data, seed, k, k_max)
+                contenders = (text_contenders if text else image_contenders)(args.data, seed, len(y_train))
                 majority = float(pd.Series(y_test).value_counts(normalize=True).iloc[0])
                 for name in args.contenders or contenders:
                     if name in done:

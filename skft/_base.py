@@ -21,7 +21,8 @@ from torch import nn
 
 from ._cache import frozen_activations, frozen_text_activations, prefix_key
 from ._clone import SharesModuleOnClone
-from ._defaults import AUTO, resolve_lr, resolve_trainable_layers
+from ._defaults import AUTO, resolve_lr, resolve_max_epochs, resolve_trainable_layers
+from ._fit_length import count_training_steps, warn_if_loss_barely_moved
 from ._images.augment import augmentation_enabled, training_collate
 from ._images.source import at_image_size
 from ._modality import check_modality_params, check_samples, set_input_tags
@@ -66,7 +67,7 @@ class FineTunedEstimatorBase(
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither"), StrOptions({AUTO})],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left"), StrOptions({AUTO})],
         "optimizer": [StrOptions(set(OPTIMIZERS)), type],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "image_size": [Interval(Integral, 1, None, closed="left"), None],
@@ -291,6 +292,10 @@ class FineTunedEstimatorBase(
         self.net_ = net
         self.history_ = net.history
         self.lr_ = self._resolved_lr()
+        self.max_epochs_ = net.max_epochs
+        self.n_steps_ = count_training_steps(net.history)
+        if not (interrupted or self._trains_nothing()):
+            warn_if_loss_barely_moved(net.history, self.max_epochs, self.lr)
         self.trainable_layers_ = network.n_blocks_after_prefix
         self.n_trainable_params_ = n_trainable_params
         self.drift_ = block_drift(network, starting_values)
@@ -524,7 +529,8 @@ class FineTunedEstimatorBase(
             optimizer_kwargs["optimizer__momentum"] = SGD_MOMENTUM
         penalty = L2SPPenalty(network, starting_values, self.l2sp_alpha) if self.l2sp_alpha > 0 else None
         criterion = self._make_criterion(penalty)
-        callbacks = self._callbacks(len(network.backbone), self.max_epochs * steps_per_epoch)
+        max_epochs = resolve_max_epochs(self.max_epochs, n_train, self.batch_size)
+        callbacks = self._callbacks(len(network.backbone), max_epochs * steps_per_epoch)
         if self.precision == "fp16":
             # First, so that gradient clipping or logging callbacks see unscaled gradients.
             criterion, loss_scaling = fp16_loss_scaling(criterion)
@@ -540,7 +546,7 @@ class FineTunedEstimatorBase(
             criterion=criterion,
             optimizer=TrainableOnly(optimizer_class),
             lr=lr,
-            max_epochs=self.max_epochs,
+            max_epochs=max_epochs,
             batch_size=self.batch_size,
             iterator_train__shuffle=True,
             iterator_train__drop_last=drop_last,

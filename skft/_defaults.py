@@ -115,3 +115,34 @@ def resolve_trainable_layers(trainable_layers, backbone_name, n_blocks):
     if trainable_layers != AUTO:
         return trainable_layers
     return min(backbone_defaults(backbone_name).trainable_layers, n_blocks)
+
+
+#: ``max_epochs="auto"``: at least this many passes over the data (what ``max_epochs`` was before it
+#: had an ``"auto"``; enough data reaches ``MIN_STEPS`` long before).
+AUTO_EPOCHS = 10
+#: ``max_epochs="auto"``: at least this many optimizer steps, so that a fit on a few examples per class
+#: (one or two batches per epoch) trains as long as one on hundreds. Measured with
+#: ``benchmarks/fewshot.py`` (``docs/defaults.md``, "How long a small fit trains").
+MIN_STEPS = 100
+
+
+def resolve_max_epochs(max_epochs, n_train, batch_size):
+    """``max_epochs`` itself, or when it is ``"auto"`` enough epochs for :data:`MIN_STEPS` steps (at least 10).
+
+    Parameters
+    ----------
+    max_epochs : int or "auto"
+    n_train : int
+        Training examples (after the early-stopping split); 0 for a network that will not train.
+    batch_size : int
+
+    Returns
+    -------
+    int
+    """
+    if max_epochs != AUTO:
+        return max_epochs
+    steps_per_epoch = -(-n_train // batch_size)
+    if steps_per_epoch == 0:
+        return AUTO_EPOCHS
+    return max(AUTO_EPOCHS, -(-MIN_STEPS // steps_per_epoch))

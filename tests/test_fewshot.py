@@ -3,12 +3,14 @@
 import numpy as np
 import pytest
 import torch
+from sklearn.exceptions import ConvergenceWarning
 from skorch.callbacks import Callback
 
 pytest.importorskip("transformers")
 
 import skft
 from skft import FineTunedClassifier
+from skft._defaults import resolve_max_epochs
 
 PROMPTS = {0: "bad", 1: "good"}
 
@@ -89,3 +91,20 @@ def test_head_from_prompts_round_trips_through_a_model_file(bert_dir, texts, tmp
     skft.clear_cache()
     loaded = skft.load(tmp_path / "model.skft")
     np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("n_train", "batch_size", "expected"),
+    [(16, 32, 100), (32, 32, 100), (128, 32, 25), (512, 32, 10), (5000, 32, 10), (0, 32, 10), (16, 8, 50)],
+)
+def test_auto_fit_length_gives_small_data_enough_steps(n_train, batch_size, expected):
+    assert resolve_max_epochs("auto", n_train, batch_size) == expected
+    assert resolve_max_epochs(7, n_train, batch_size) == 7
+
+
+def test_auto_fit_length_is_reported_and_a_fit_that_barely_moved_warns(bert_dir, texts):
+    X, y = texts
+    clf = classifier(bert_dir, mode="feature_extraction", max_epochs="auto", head_init="random", lr=0.1).fit(X, y)
+    assert clf.max_epochs_ == 25 and clf.n_steps_ == 100 and len(clf.history_) == 25
+    with pytest.warns(ConvergenceWarning, match="barely moved.*max_epochs=2"):
+        classifier(bert_dir, mode="feature_extraction", head_init="random", lr=1e-9).fit(X, y)
