@@ -267,7 +267,7 @@ class FineTunedEstimatorBase(
                 net.initialize()
                 if not continues:
                     key = self.prefix_key_
-                    self._start_head(net, lambda: self._network_inputs(network, samples, device, key), packed)
+                    self._prepare_training(net, lambda: self._network_inputs(network, samples, device, key), packed)
                 interrupted = False
             else:
                 inputs = self._network_inputs(network, samples, device, self.prefix_key_)
@@ -277,7 +277,7 @@ class FineTunedEstimatorBase(
                     network, valid_dataset, len(train), device, starting_values, accelerator, generators
                 )
                 if not continues:
-                    self._start_head(net, lambda: _take(inputs, train), packed[train])
+                    self._prepare_training(net, lambda: _take(inputs, train), packed[train])
                 interrupted = fit_reporting_interrupt(net, _take(inputs, train), packed[train])
                 if network.batchnorm_trains and not interrupted:
                     precise_batchnorm(network, _batches(net, _take(inputs, train), packed[train], device))
@@ -370,8 +370,8 @@ class FineTunedEstimatorBase(
         """The head ``network`` is built with (the subclass may wrap the one ``build_network`` made)."""
         return network.head
 
-    def _start_head(self, net, inputs, packed):
-        """Set the head's starting values from the training data before training; nothing by default.
+    def _prepare_training(self, net, inputs, packed):
+        """What runs on the training data before the training steps (pairs, the head's start); nothing by default.
 
         ``inputs`` is a function returning the training inputs (``packed``: their targets and weights).
         """

@@ -10,11 +10,14 @@ from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
 from skorch.callbacks import EpochScoring
+from skorch.utils import to_device
 from torch import nn
+from torch.utils.data import DataLoader
 
-from ._base import FineTunedEstimatorBase
+from ._base import FineTunedEstimatorBase, _take
 from ._nn.calibration import fit_scale_and_bias
 from ._nn.losses import WeightedCrossEntropy
+from ._nn.pairs import train_on_pairs
 from ._nn.prompting import PromptHead, UnitNormalize, class_prompt_texts, head_from_prompts, pooled_embeddings
 from ._parameter_docs import document_shared
 from ._targets import check_no_missing_targets
@@ -61,6 +64,14 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         what ``mode="prompt"`` predicts and fine-tuning moves away from the prompts only as far as
         the labels take it. ``"auto"``: ``"prompt"`` for a text backbone with ``head=()``, else
         ``"random"``. Resolved as ``head_init_``.
+    pair_steps : int, default=0
+        Steps of contrastive training on pairs of training examples before the classification fit
+        (SetFit's recipe): each step draws ``batch_size`` pairs, alternately of the same class and of
+        different classes, and trains the trainable blocks (not the head) so that the cosine
+        similarity of a pair's pooled features is 1 for the same class and 0 otherwise (mean squared
+        error; AdamW at the fit's learning rate). The frozen prefix runs once (the activation cache);
+        only the trainable blocks run per pair. Then the head starts (``head_init``, on the adapted
+        features) and the fit goes on as without pairs. 0 is off; needs trainable blocks.
 
     Attributes
     ----------
@@ -107,6 +118,7 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         "prompt_tokens": [Interval(Integral, 0, None, closed="left")],
         "prompt_calibration": ["boolean"],
         "head_init": [StrOptions({"auto", "random", "prompt"})],
+        "pair_steps": [Interval(Integral, 0, None, closed="left")],
     }
 
     def __init__(
@@ -154,6 +166,7 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         prompt_tokens=0,
         prompt_calibration=True,
         head_init="auto",
+        pair_steps=0,
     ):
         super().__init__(
             backbone=backbone,
@@ -199,6 +212,7 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         self.prompt_tokens = prompt_tokens
         self.prompt_calibration = prompt_calibration
         self.head_init = head_init
+        self.pair_steps = pair_steps
 
     def _check_prompt_params(self):
         if "{label}" not in self.prompt_template:
@@ -246,12 +260,52 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         self._check_prompt_params()
         return "prompt"
 
+    def _prepare_training(self, net, inputs, packed):
+        if not net.initialized_:
+            net.initialize()
+        if self.pair_steps:
+            self._train_on_pairs(net, inputs(), packed)
+        self._start_head(net, inputs, packed)
+
+    def _train_on_pairs(self, net, inputs, packed):
+        """SetFit's first phase on the trainable blocks (``pair_steps``); see :mod:`skft._nn.pairs`."""
+        network = net.module_
+        parameters = [p for name, p in network.named_parameters() if p.requires_grad and not name.startswith("head.")]
+        if self.mode == "prompt" or not parameters:
+            raise ValueError(
+                f"pair_steps={self.pair_steps!r} trains the backbone's trainable blocks on pairs of examples, but "
+                f"mode={self.mode!r} trains none. Use mode='repurpose', 'lora' or 'full', or pair_steps=0."
+            )
+        collate = net.get_params_for("iterator_valid").get("collate_fn")
+
+        def embed(indices):
+            subset = _take(inputs, indices.numpy())
+            dataset = net.get_dataset(subset, torch.zeros(len(indices)))
+            X, _ = next(iter(DataLoader(dataset, batch_size=len(indices), collate_fn=collate)))
+            X = to_device(X, net.device)
+            return network.features(**X) if isinstance(X, dict) else network.features(X)
+
+        # The pairs are drawn from the fit's batch generator, so a seeded fit draws the same pairs.
+        generator = torch.Generator().manual_seed(
+            int(torch.randint(2**62, (1,), generator=net.iterator_train__generator))
+        )
+        network.train()
+        train_on_pairs(
+            parameters,
+            embed,
+            packed[:, 0],
+            steps=self.pair_steps,
+            batch_size=self.batch_size,
+            lr=self._resolved_lr(),
+            weight_decay=self.weight_decay,
+            generator=generator,
+        )
+
     def _start_head(self, net, inputs, packed):
+        """Calibrate ``mode="prompt"``'s head, or start a linear head as that calibrated classifier (``head_init``)."""
         calibrates = self.mode == "prompt" and self.prompt_tokens == 0 and self.prompt_calibration
         if not (calibrates or self.head_init_ == "prompt"):
             return
-        if not net.initialized_:
-            net.initialize()
         network = net.module_
         head = network.head
         prompt_head = head if self.mode == "prompt" else self._prompt_head(network)

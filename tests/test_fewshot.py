@@ -10,7 +10,9 @@ pytest.importorskip("transformers")
 
 import skft
 from skft import FineTunedClassifier
+from skft._base import FineTunedEstimatorBase
 from skft._defaults import resolve_max_epochs
+from skft._nn.pairs import sample_pairs
 
 PROMPTS = {0: "bad", 1: "good"}
 
@@ -108,3 +110,35 @@ def test_auto_fit_length_is_reported_and_a_fit_that_barely_moved_warns(bert_dir,
     assert clf.max_epochs_ == 25 and clf.n_steps_ == 100 and len(clf.history_) == 25
     with pytest.warns(ConvergenceWarning, match="barely moved.*max_epochs=2"):
         classifier(bert_dir, mode="feature_extraction", head_init="random", lr=1e-9).fit(X, y)
+
+
+def test_pairs_are_balanced_and_never_pair_an_example_with_itself_when_its_class_has_two():
+    codes = torch.tensor([0, 0, 0, 1, 1, 2])
+    first, second, same = sample_pairs(codes, 200, torch.Generator().manual_seed(0))
+    assert same.sum() == 100
+    assert (codes[first][same] == codes[second][same]).all()
+    # Class 2 has one example: it pairs with itself; every other same-class pair has two different examples.
+    assert ((first[same] != second[same]) | (codes[first][same] == 2)).all()
+    assert (codes[first][~same] != codes[second][~same]).all()
+
+
+def test_pair_fits_with_and_without_the_cache_are_equal(bert_dir, texts, monkeypatch):
+    X, y = texts
+    params = dict(mode="repurpose", trainable_layers=1, pair_steps=3, max_epochs=1, head_init="random")
+    skft.clear_cache()
+    cached = classifier(bert_dir, **params).fit(X, y)
+    assert cached.prefix_key_ is not None
+    skft.clear_cache()
+    with monkeypatch.context() as patch:
+        patch.setattr(FineTunedEstimatorBase, "_prefix_key", lambda self, network: None)
+        uncached = classifier(bert_dir, **params).fit(X, y)
+    assert uncached.prefix_key_ is None
+    np.testing.assert_allclose(cached.predict_proba(X), uncached.predict_proba(X), atol=1e-5)
+    without_pairs = classifier(bert_dir, **{**params, "pair_steps": 0}).fit(X, y)
+    assert not np.allclose(without_pairs.predict_proba(X), cached.predict_proba(X), atol=1e-5)
+
+
+def test_pair_steps_need_trainable_blocks(bert_dir, texts):
+    X, y = texts
+    with pytest.raises(ValueError, match="pair_steps=2.*mode='feature_extraction'"):
+        classifier(bert_dir, mode="feature_extraction", pair_steps=2).fit(X, y)
