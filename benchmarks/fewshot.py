@@ -126,6 +126,11 @@ def text_contenders(data, seed, n_train):
     }
     for mode in TEXT_MODES:
         contenders[mode] = lambda mode=mode: skft_text(data, seed, mode=mode)
+        contenders[f"{mode}, auto length"] = lambda mode=mode: skft_text(data, seed, mode=mode, max_epochs="auto")
+        for steps in STEPS:
+            contenders[f"pairs {steps} + {mode}"] = lambda mode=mode, steps=steps: skft_text(
+                data, seed, mode=mode, pair_steps=steps
+            )
         contenders[f"prompt-init {mode}"] = lambda mode=mode: skft_text(data, seed, mode=mode, head_init="prompt")
         for init in ("random", "prompt"):
             for steps in STEPS:
