@@ -294,7 +294,7 @@ class FineTunedEstimatorBase(
         self.lr_ = self._resolved_lr()
         self.max_epochs_ = net.max_epochs
         self.n_steps_ = count_training_steps(net.history)
-        if not (interrupted or self._trains_nothing()):
+        if not (interrupted or self._trains_nothing() or self._head_starts_as_a_classifier()):
             warn_if_loss_barely_moved(net.history, self.max_epochs, self.lr)
         self.trainable_layers_ = network.n_blocks_after_prefix
         self.n_trainable_params_ = n_trainable_params
@@ -369,6 +369,10 @@ class FineTunedEstimatorBase(
     def _head_as_built(self, network):
         """The head ``network`` is built with (the subclass may wrap the one ``build_network`` made)."""
         return network.head
+
+    def _head_starts_as_a_classifier(self):
+        """Whether the head starts as a working predictor (then a loss that barely moves is no warning sign)."""
+        return False
 
     def _prepare_training(self, net, inputs, packed):
         """What runs on the training data before the training steps (pairs, the head's start); nothing by default.

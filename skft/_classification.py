@@ -260,6 +260,10 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         self._check_prompt_params()
         return "prompt"
 
+    def _head_starts_as_a_classifier(self):
+        # The calibrated zero-shot classifier: with few examples a fit that keeps close to it is what is wanted.
+        return self.head_init_ == "prompt"
+
     def _prepare_training(self, net, inputs, packed):
         if not net.initialized_:
             net.initialize()

@@ -159,7 +159,8 @@ SHARED_ATTRIBUTES = """\
         The passes over the data the fit was given (``max_epochs``, or what ``"auto"`` resolved to).
     n_steps_ : int
         Optimizer steps in ``history_`` (fewer than ``max_epochs_`` allows when early stopping ended
-        the fit). A fit whose training loss barely moved warns (``ConvergenceWarning``) with what to change.
+        the fit). A fit whose training loss barely moved warns (``ConvergenceWarning``) with what to
+        change, unless its head started as the calibrated zero-shot classifier (``head_init``).
     trainable_layers_ : int
         How many blocks trained: all of them for ``full``, none for ``feature_extraction``.
     n_trainable_params_ : int

@@ -1,5 +1,7 @@
 """Small data (issue 23): calibrated zero-shot prompts, and fine-tuning that starts from them."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -110,6 +112,10 @@ def test_auto_fit_length_is_reported_and_a_fit_that_barely_moved_warns(bert_dir,
     assert clf.max_epochs_ == 25 and clf.n_steps_ == 100 and len(clf.history_) == 25
     with pytest.warns(ConvergenceWarning, match="barely moved.*max_epochs=2"):
         classifier(bert_dir, mode="feature_extraction", head_init="random", lr=1e-9).fit(X, y)
+    # A head that starts as the calibrated zero-shot classifier may stay near it: no warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        classifier(bert_dir, mode="feature_extraction", head_init="prompt", lr=1e-9).fit(X, y)
 
 
 def test_pairs_are_balanced_and_never_pair_an_example_with_itself_when_its_class_has_two():
