@@ -15,6 +15,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ._base import FineTunedEstimatorBase, _take
+from ._defaults import AUTO, prompt_start_lr
 from ._nn.calibration import fit_scale_and_bias
 from ._nn.losses import WeightedCrossEntropy
 from ._nn.pairs import train_on_pairs
@@ -260,6 +261,15 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         self._check_prompt_params()
         return "prompt"
 
+    def _resolved_lr(self):
+        # A head that starts from the prompts, on small data: the blocks take small steps (skft._defaults).
+        fewest = getattr(self, "_fewest_examples_per_class", None)
+        if self.lr == AUTO and fewest is not None and getattr(self, "head_init_", None) == "prompt":
+            small = prompt_start_lr(self.backbone_name_, self.mode, fewest)
+            if small is not None:
+                return small
+        return super()._resolved_lr()
+
     def _head_starts_as_a_classifier(self):
         # The calibrated zero-shot classifier: with few examples a fit that keeps close to it is what is wanted.
         return self.head_init_ == "prompt"
@@ -340,6 +350,7 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
                 "from the pretrained weights."
             )
         self.classes_ = classes
+        self._fewest_examples_per_class = int(np.bincount(codes).min())
         if len(self.classes_) < 2:
             raise ValueError(
                 f"y has a single class ({self.classes_[0]!r}); a classifier needs at least 2. Pass labels of two or "

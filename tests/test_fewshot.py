@@ -13,7 +13,7 @@ pytest.importorskip("transformers")
 import skft
 from skft import FineTunedClassifier
 from skft._base import FineTunedEstimatorBase
-from skft._defaults import resolve_max_epochs
+from skft._defaults import PROMPT_START_LR, prompt_start_lr, resolve_max_epochs
 from skft._nn.pairs import sample_pairs
 
 PROMPTS = {0: "bad", 1: "good"}
@@ -148,3 +148,20 @@ def test_pair_steps_need_trainable_blocks(bert_dir, texts):
     X, y = texts
     with pytest.raises(ValueError, match="pair_steps=2.*mode='feature_extraction'"):
         classifier(bert_dir, mode="feature_extraction", pair_steps=2).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    ("examples_per_class", "mode", "expected"),
+    [(8, "repurpose", 3e-5), (64, "repurpose", 3e-5), (65, "repurpose", None), (8, "full", None)],
+)
+def test_small_data_rate_for_a_head_started_from_the_prompts_resolves_as_documented(examples_per_class, mode, expected):
+    assert prompt_start_lr("all-MiniLM-L6-v2", mode, examples_per_class) == expected
+    assert prompt_start_lr("some other backbone", mode, examples_per_class) is None
+
+
+def test_small_data_rate_is_what_a_fit_reports(bert_dir, texts, monkeypatch):
+    X, y = texts
+    monkeypatch.setitem(PROMPT_START_LR, str(bert_dir), {"feature_extraction": 0.123})
+    assert classifier(bert_dir, mode="feature_extraction", lr="auto").fit(X, y).lr_ == 0.123
+    random_head = classifier(bert_dir, mode="feature_extraction", lr="auto", head_init="random").fit(X, y)
+    assert random_head.lr_ != 0.123
