@@ -21,7 +21,8 @@ from torch import nn
 
 from ._cache import frozen_activations, frozen_text_activations, prefix_key
 from ._clone import SharesModuleOnClone
-from ._defaults import AUTO, resolve_lr, resolve_trainable_layers
+from ._defaults import AUTO, resolve_lr, resolve_max_epochs, resolve_trainable_layers
+from ._fit_length import count_training_steps, warn_if_loss_barely_moved
 from ._images.augment import augmentation_enabled, training_collate
 from ._images.source import at_image_size
 from ._modality import check_modality_params, check_samples, set_input_tags
@@ -68,7 +69,7 @@ class FineTunedEstimatorBase(
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither"), StrOptions({AUTO})],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left"), StrOptions({AUTO})],
         "optimizer": [StrOptions(set(OPTIMIZERS)), type],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "image_size": [Interval(Integral, 1, None, closed="left"), None],
@@ -276,6 +277,9 @@ class FineTunedEstimatorBase(
             if self._trains_nothing():
                 net = self._make_net(network, None, 0, device, starting_values, accelerator, generators)
                 net.initialize()
+                if not continues:
+                    key = self.prefix_key_
+                    self._prepare_training(net, lambda: self._network_inputs(network, samples, device, key), packed)
                 interrupted = False
             else:
                 inputs = self._network_inputs(network, samples, device, self.prefix_key_)
@@ -284,6 +288,8 @@ class FineTunedEstimatorBase(
                 net = self._make_net(
                     network, valid_dataset, len(train), device, starting_values, accelerator, generators
                 )
+                if not continues:
+                    self._prepare_training(net, lambda: _take(inputs, train), packed[train])
                 interrupted = fit_reporting_interrupt(net, _take(inputs, train), packed[train])
                 if network.batchnorm_trains and not interrupted:
                     precise_batchnorm(network, _batches(net, _take(inputs, train), packed[train], device))
@@ -301,6 +307,10 @@ class FineTunedEstimatorBase(
         self.net_ = net
         self.history_ = net.history
         self.lr_ = self._resolved_lr()
+        self.max_epochs_ = net.max_epochs
+        self.n_steps_ = count_training_steps(net.history)
+        if not (interrupted or self._trains_nothing() or self._head_starts_as_a_classifier()):
+            warn_if_loss_barely_moved(net.history, self.max_epochs, self.lr)
         self.trainable_layers_ = network.n_blocks_after_prefix
         self.n_trainable_params_ = n_trainable_params
         self.drift_ = block_drift(network, starting_values)
@@ -383,6 +393,20 @@ class FineTunedEstimatorBase(
         """Whether ``fit`` only builds the network (zero-shot prompting) instead of training it."""
         return False
 
+    def _head_as_built(self, network):
+        """The head ``network`` is built with (the subclass may wrap the one ``build_network`` made)."""
+        return network.head
+
+    def _head_starts_as_a_classifier(self):
+        """Whether the head starts as a working predictor (then a loss that barely moves is no warning sign)."""
+        return False
+
+    def _prepare_training(self, net, inputs, packed):
+        """What runs on the training data before the training steps (pairs, the head's start); nothing by default.
+
+        ``inputs`` is a function returning the training inputs (``packed``: their targets and weights).
+        """
+
     def _check_head(self):
         if not all(isinstance(size, Integral) and size > 0 for size in self.head):
             raise ValueError(
@@ -449,6 +473,7 @@ class FineTunedEstimatorBase(
         )
         if self.mode == "prompt":
             network.head = self._prompt_head(network)
+        network.head = self._head_as_built(network)
         self.max_length_ = getattr(network.normalizer, "max_length", None)
         self.backbone_name_ = resolved.name
         self.block_names_ = [name for name, _ in network.backbone.named_children()]
@@ -548,7 +573,8 @@ class FineTunedEstimatorBase(
             optimizer_kwargs["optimizer__momentum"] = SGD_MOMENTUM
         penalty = L2SPPenalty(network, starting_values, self.l2sp_alpha) if self.l2sp_alpha > 0 else None
         criterion = self._make_criterion(penalty)
-        callbacks = self._callbacks(len(network.backbone), self.max_epochs * steps_per_epoch)
+        max_epochs = resolve_max_epochs(self.max_epochs, n_train, self.batch_size)
+        callbacks = self._callbacks(len(network.backbone), max_epochs * steps_per_epoch)
         if self.precision == "fp16":
             # First, so that gradient clipping or logging callbacks see unscaled gradients.
             criterion, loss_scaling = fp16_loss_scaling(criterion)
@@ -564,7 +590,7 @@ class FineTunedEstimatorBase(
             criterion=criterion,
             optimizer=TrainableOnly(optimizer_class),
             lr=lr,
-            max_epochs=self.max_epochs,
+            max_epochs=max_epochs,
             batch_size=self.batch_size,
             iterator_train__shuffle=True,
             iterator_train__drop_last=drop_last,

@@ -10,12 +10,18 @@ from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
 from skorch.callbacks import EpochScoring
+from skorch.utils import to_device
+from torch import nn
+from torch.utils.data import DataLoader
 
-from ._base import FineTunedEstimatorBase
+from ._base import FineTunedEstimatorBase, _take
+from ._defaults import AUTO, prompt_start_lr
+from ._nn.calibration import fit_scale_and_bias
 from ._nn.distinct_prompts import check_distinct_prompts
 from ._nn.losses import WeightedCrossEntropy
+from ._nn.pairs import train_on_pairs
 from ._nn.prompt_ensembles import ensembled_class_embeddings, prompt_templates
-from ._nn.prompting import PromptHead, class_prompt_texts, pooled_embeddings
+from ._nn.prompting import PromptHead, UnitNormalize, class_prompt_texts, head_from_prompts, pooled_embeddings
 from ._parameter_docs import document_shared
 from ._targets import check_no_missing_targets
 from ._text import pad_token_ids, tokenized_texts
@@ -35,25 +41,50 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
     class_weight : "balanced", dict or None, default=None
         Weights of the classes in the loss, as in scikit-learn (multiplying ``sample_weight``).
     prompt_template : str or list of str, default="{label}"
-        With ``mode="prompt"``: the text describing class ``c`` is
-        ``prompt_template.format(label=label_prompts.get(c, c))``; it must hold ``{label}``. A text
-        (or, on a CLIP-style backbone, an image) is assigned the class whose prompt's pooled,
-        normalised embedding is most similar (cosine) to its own; ``predict_proba`` is the softmax of
-        20 times these similarities. A list of templates ensembles them: a class's embedding is the
-        mean of its normalised prompt embeddings over the templates.
+        With ``mode="prompt"`` or a head that starts from the prompts (``head_init``): the text
+        describing class ``c`` is ``prompt_template.format(label=label_prompts.get(c, c))``; it must
+        hold ``{label}``. A text (or, on a CLIP-style backbone, an image) is assigned the class whose
+        prompt's pooled, normalised embedding is most similar (cosine) to its own; ``predict_proba`` is
+        the softmax of ``scale`` times these similarities plus a bias per class (20 and 0 without
+        calibration; see ``prompt_calibration``). A list of templates ensembles them: a class's
+        embedding is the mean of its normalised prompt embeddings over the templates.
     label_prompts : dict or None, default=None
-        With ``mode="prompt"``: what replaces ``{label}`` per class (the class itself when
-        absent), e.g. ``{"fresh": "a positive review", "rotten": "a negative review"}``.
+        What replaces ``{label}`` per class (the class itself when absent), e.g.
+        ``{"fresh": "a positive review", "rotten": "a negative review"}``.
     prompt_tokens : int, default=0
         With ``mode="prompt"``: 0 is zero-shot (``fit`` trains nothing: it records the classes and
         embeds their prompts); ``k > 0`` inserts k learned vectors after the first token of every
         text's embeddings and trains only them (prompt tuning), the encoder frozen, still scoring
         against the class prompts.
+    prompt_calibration : bool, default=True
+        With ``mode="prompt"`` and ``prompt_tokens=0``: ``fit`` chooses the temperature and a bias
+        per class that best explain the training labels (weighted cross-entropy, L-BFGS; n_classes + 1
+        numbers, nothing in the encoder), so the zero-shot classifier follows the classes' balance
+        in your data. False keeps the plain zero-shot rule (scale 20, no bias).
+    head_init : {"auto", "random", "prompt"}, default="auto"
+        How the head starts. ``"random"``: drawn as ``nn.Linear`` draws it. ``"prompt"`` (text
+        backbones, ``head=()``): as the calibrated zero-shot classifier of ``mode="prompt"`` (weights:
+        the normalised class-prompt embeddings times the calibrated scale; bias: the calibrated
+        biases; the head normalises its input), so before the first step the classifier predicts
+        what ``mode="prompt"`` predicts and fine-tuning moves away from the prompts only as far as
+        the labels take it. ``"auto"``: ``"prompt"`` for a text backbone with ``head=()``, else
+        ``"random"``. Resolved as ``head_init_``.
+    pair_steps : int, default=0
+        Steps of contrastive training on pairs of training examples before the classification fit
+        (SetFit's recipe): each step draws ``batch_size`` pairs, alternately of the same class and of
+        different classes, and trains the trainable blocks (not the head) so that the cosine
+        similarity of a pair's pooled features is 1 for the same class and 0 otherwise (mean squared
+        error; AdamW at the fit's learning rate). The frozen prefix runs once (the activation cache);
+        only the trainable blocks run per pair. Then the head starts (``head_init``, on the adapted
+        features) and the fit goes on as without pairs. 0 is off; needs trainable blocks.
 
     Attributes
     ----------
     classes_ : ndarray
         The labels seen in ``fit``.
+    head_init_ : str
+        How the head started: ``"random"``, ``"prompt"`` (``head_init``), or ``"zero-shot"``
+        (``mode="prompt"``).
     {attributes}
 
     See Also
@@ -90,6 +121,9 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         "prompt_template": [str, list],
         "label_prompts": [dict, None],
         "prompt_tokens": [Interval(Integral, 0, None, closed="left")],
+        "prompt_calibration": ["boolean"],
+        "head_init": [StrOptions({"auto", "random", "prompt"})],
+        "pair_steps": [Interval(Integral, 0, None, closed="left")],
     }
 
     def __init__(
@@ -135,6 +169,9 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         prompt_template="{label}",
         label_prompts=None,
         prompt_tokens=0,
+        prompt_calibration=True,
+        head_init="auto",
+        pair_steps=0,
     ):
         super().__init__(
             backbone=backbone,
@@ -178,6 +215,9 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         self.prompt_template = prompt_template
         self.label_prompts = label_prompts
         self.prompt_tokens = prompt_tokens
+        self.prompt_calibration = prompt_calibration
+        self.head_init = head_init
+        self.pair_steps = pair_steps
 
     def _check_prompt_params(self):
         templates = prompt_templates(self.prompt_template)
@@ -218,6 +258,102 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         templates = prompt_templates(self.prompt_template)
         return PromptHead(ensembled_class_embeddings(embed, self.classes_, templates, self.label_prompts))
 
+    def _head_as_built(self, network):
+        self.head_init_ = self._resolved_head_init(network)
+        if self.head_init_ != "prompt":
+            return network.head
+        # Normalised input: the head computes scale * cosine + bias, as mode="prompt" does, whatever the pooling.
+        return nn.Sequential(UnitNormalize(), *network.head)
+
+    def _resolved_head_init(self, network):
+        """``head_init``, with ``"auto"`` resolved; refuses ``"prompt"`` where there are no class prompts."""
+        if self.mode == "prompt":
+            return "zero-shot"
+        if self.head_init == "random" or (self.head_init == "auto" and (network.modality != "text" or self.head)):
+            return "random"
+        if network.modality != "text" or self.head:
+            raise ValueError(
+                f"head_init='prompt' starts the head as the zero-shot classifier of a text backbone's class prompts, "
+                f"but backbone={self.backbone!r} reads {network.modality}s and head={self.head!r}. Use it with a text "
+                "backbone and head=() (one output layer), or head_init='random'."
+            )
+        self._check_prompt_params()
+        return "prompt"
+
+    def _resolved_lr(self):
+        # A head that starts from the prompts, on small data: the blocks take small steps (skft._defaults).
+        fewest = getattr(self, "_fewest_examples_per_class", None)
+        if self.lr == AUTO and fewest is not None and getattr(self, "head_init_", None) == "prompt":
+            small = prompt_start_lr(self.backbone_name_, self.mode, fewest)
+            if small is not None:
+                return small
+        return super()._resolved_lr()
+
+    def _head_starts_as_a_classifier(self):
+        # The calibrated zero-shot classifier: with few examples a fit that keeps close to it is what is wanted.
+        return self.head_init_ == "prompt"
+
+    def _prepare_training(self, net, inputs, packed):
+        if not net.initialized_:
+            net.initialize()
+        if self.pair_steps:
+            self._train_on_pairs(net, inputs(), packed)
+        self._start_head(net, inputs, packed)
+
+    def _train_on_pairs(self, net, inputs, packed):
+        """SetFit's first phase on the trainable blocks (``pair_steps``); see :mod:`skft._nn.pairs`."""
+        network = net.module_
+        parameters = [p for name, p in network.named_parameters() if p.requires_grad and not name.startswith("head.")]
+        if self.mode == "prompt" or not parameters:
+            raise ValueError(
+                f"pair_steps={self.pair_steps!r} trains the backbone's trainable blocks on pairs of examples, but "
+                f"mode={self.mode!r} trains none. Use mode='repurpose', 'lora' or 'full', or pair_steps=0."
+            )
+        collate = net.get_params_for("iterator_valid").get("collate_fn")
+
+        def embed(indices):
+            subset = _take(inputs, indices.numpy())
+            dataset = net.get_dataset(subset, torch.zeros(len(indices)))
+            X, _ = next(iter(DataLoader(dataset, batch_size=len(indices), collate_fn=collate)))
+            X = to_device(X, net.device)
+            return network.features(**X) if isinstance(X, dict) else network.features(X)
+
+        # The pairs are drawn from the fit's batch generator, so a seeded fit draws the same pairs.
+        generator = torch.Generator().manual_seed(
+            int(torch.randint(2**62, (1,), generator=net.iterator_train__generator))
+        )
+        network.train()
+        train_on_pairs(
+            parameters,
+            embed,
+            packed[:, 0],
+            steps=self.pair_steps,
+            batch_size=self.batch_size,
+            lr=self._resolved_lr(),
+            weight_decay=self.weight_decay,
+            generator=generator,
+        )
+
+    def _start_head(self, net, inputs, packed):
+        """Calibrate ``mode="prompt"``'s head, or start a linear head as that calibrated classifier (``head_init``)."""
+        calibrates = self.mode == "prompt" and self.prompt_tokens == 0 and self.prompt_calibration
+        if not (calibrates or self.head_init_ == "prompt"):
+            return
+        network = net.module_
+        head = network.head
+        prompt_head = head if self.mode == "prompt" else self._prompt_head(network)
+        # The similarities of the training texts with the class prompts, through the network as it starts
+        # (and the activation cache): the prompt head's logits at scale 1 and no bias.
+        prompt_head.calibrate(1.0, torch.zeros_like(prompt_head.bias))
+        network.head = prompt_head
+        try:
+            similarities = torch.as_tensor(net.forward(inputs(), training=False))
+        finally:
+            network.head = head
+        prompt_head.calibrate(*fit_scale_and_bias(similarities, packed[:, 0], packed[:, -1]))
+        if self.mode != "prompt":
+            head_from_prompts(head, prompt_head)
+
     def _validation_scores(self):
         return [("valid_acc", EpochScoring(_weighted_accuracy, lower_is_better=False, name="valid_acc"))]
 
@@ -233,6 +369,7 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
                 "from the pretrained weights."
             )
         self.classes_ = classes
+        self._fewest_examples_per_class = int(np.bincount(codes).min())
         if len(self.classes_) < 2:
             raise ValueError(
                 f"y has a single class ({self.classes_[0]!r}); a classifier needs at least 2. Pass labels of two or "

@@ -115,3 +115,63 @@ def resolve_trainable_layers(trainable_layers, backbone_name, n_blocks):
     if trainable_layers != AUTO:
         return trainable_layers
     return min(backbone_defaults(backbone_name).trainable_layers, n_blocks)
+
+
+#: ``max_epochs="auto"``: at least this many passes over the data (what ``max_epochs`` was before it
+#: had an ``"auto"``; enough data reaches ``MIN_STEPS`` long before).
+AUTO_EPOCHS = 10
+#: ``max_epochs="auto"``: at least this many optimizer steps, so that a fit on a few examples per class
+#: (one or two batches per epoch) trains as long as one on hundreds. Measured with
+#: ``benchmarks/fewshot.py`` (``docs/defaults.md``, "How long a small fit trains").
+MIN_STEPS = 100
+
+
+def resolve_max_epochs(max_epochs, n_train, batch_size):
+    """``max_epochs`` itself, or when it is ``"auto"`` enough epochs for :data:`MIN_STEPS` steps (at least 10).
+
+    Parameters
+    ----------
+    max_epochs : int or "auto"
+    n_train : int
+        Training examples (after the early-stopping split); 0 for a network that will not train.
+    batch_size : int
+
+    Returns
+    -------
+    int
+    """
+    if max_epochs != AUTO:
+        return max_epochs
+    steps_per_epoch = -(-n_train // batch_size)
+    if steps_per_epoch == 0:
+        return AUTO_EPOCHS
+    return max(AUTO_EPOCHS, -(-MIN_STEPS // steps_per_epoch))
+
+
+#: ``lr="auto"`` for a head that starts as the calibrated zero-shot classifier (``head_init``) with at
+#: most :data:`SMALL_DATA_PER_CLASS` examples in the rarest class: the head already classifies, so the
+#: blocks need only small steps; at the full rate they move away from what the prompts encode.
+#: Measured on MiniLM (``benchmarks/fewshot.py``; ``docs/defaults.md``, "Small data").
+PROMPT_START_LR = {"all-MiniLM-L6-v2": {"repurpose": 3e-5}}
+SMALL_DATA_PER_CLASS = 64
+
+
+def prompt_start_lr(backbone_name, mode, examples_per_class):
+    """The small-data learning rate of ``lr="auto"`` for a head started from the class prompts, or None.
+
+    Parameters
+    ----------
+    backbone_name : str
+    mode : str
+    examples_per_class : int
+        Training examples of the rarest class.
+
+    Returns
+    -------
+    float or None
+        None where :data:`PROMPT_START_LR` has no value, or the data is larger than
+        :data:`SMALL_DATA_PER_CLASS` per class: ``lr="auto"`` then resolves as usual.
+    """
+    if examples_per_class > SMALL_DATA_PER_CLASS:
+        return None
+    return PROMPT_START_LR.get(backbone_name, {}).get(mode)

@@ -37,13 +37,16 @@ SHARED_PARAMETERS = """\
         ``head_lr_scale`` for per-block rates). ``"auto"``: the value measured for the backbone and
         ``mode`` (``efficientnet_lite0``: 3e-3 for ``feature_extraction``, 3e-4 for ``repurpose``
         and ``full``, 1e-3 for ``lora`` and for ``full`` with ``weights=None``;
-        ``all-MiniLM-L6-v2``: 1e-2, 1e-4, 2e-5 and 1e-3; a backbone without measured values gets
-        conservative ones, 1e-4 for ``full``), see ``docs/defaults.md``; the fit reports it as
-        ``lr_``.
+        ``all-MiniLM-L6-v2``: 1e-2, 1e-4, 2e-5 and 1e-3, and 3e-5 for ``repurpose`` when the head
+        starts from the class prompts and the rarest class has at most 64 examples; a backbone
+        without measured values gets conservative ones, 1e-4 for ``full``), see ``docs/defaults.md``;
+        the fit reports it as ``lr_``.
     batch_size : int, default=32
         Images or texts per training step; prediction and the frozen prefix use larger batches.
-    max_epochs : int, default=10
-        Passes over the training data (fewer when ``early_stopping`` ends the fit).
+    max_epochs : int or "auto", default=10
+        Passes over the training data (fewer when ``early_stopping`` ends the fit). ``"auto"``:
+        enough passes for at least 100 optimizer steps, and at least 10 (small data trains in
+        steps, not epochs; see ``docs/defaults.md``). Resolved as ``max_epochs_``.
     optimizer : {"adamw", "adam", "sgd"} or torch optimizer class, default="adamw"
         ``"sgd"`` uses momentum 0.9.
     weight_decay : float, default=1e-4
@@ -153,6 +156,12 @@ SHARED_ATTRIBUTES = """\
     n_frozen_blocks_ : int
     lr_ : float
         The learning rate the fit used (``lr``, or what ``"auto"`` resolved to).
+    max_epochs_ : int
+        The passes over the data the fit was given (``max_epochs``, or what ``"auto"`` resolved to).
+    n_steps_ : int
+        Optimizer steps in ``history_`` (fewer than ``max_epochs_`` allows when early stopping ended
+        the fit). A fit whose training loss barely moved warns (``ConvergenceWarning``) with what to
+        change, unless its head started as the calibrated zero-shot classifier (``head_init``).
     trainable_layers_ : int
         How many blocks trained: all of them for ``full``, none for ``feature_extraction``.
     n_trainable_params_ : int

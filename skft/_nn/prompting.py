@@ -14,8 +14,9 @@ from torch import nn
 
 from ..backbones import TextState
 
-#: Similarities (in [-1, 1]) are multiplied by this to make logits: softmax probabilities and the
-#: training loss of prompt tuning need a temperature; the predicted class does not depend on it.
+#: Similarities (in [-1, 1]) are multiplied by this to make logits before calibration: softmax
+#: probabilities and the training loss of prompt tuning need a temperature; without a bias, the
+#: predicted class does not depend on it.
 LOGIT_SCALE = 20.0
 #: Standard deviation of the learned prompt vectors' initial values (embeddings are layer-normalised).
 PROMPT_INIT_STD = 0.02
@@ -75,20 +76,63 @@ def pooled_embeddings(network, inputs):
 
 
 class PromptHead(nn.Module):
-    """Logits from the cosine similarity of pooled features with fixed class-prompt embeddings.
+    """Logits ``scale * cos(features, class prompt) + bias`` with fixed class-prompt embeddings.
 
     Parameters
     ----------
     class_embeddings : Tensor of shape (n_classes, hidden)
-        Normalised here; a buffer, so it is saved with the network.
+        Normalised here. It, ``scale`` (initially :data:`LOGIT_SCALE`) and ``bias`` (initially 0,
+        one per class) are buffers, so they are saved with the network; :meth:`calibrate` sets the
+        last two.
     """
 
     def __init__(self, class_embeddings):
         super().__init__()
         self.register_buffer("class_embeddings", F.normalize(class_embeddings.float(), dim=-1))
+        self.register_buffer("scale", torch.tensor(LOGIT_SCALE))
+        self.register_buffer("bias", torch.zeros(len(class_embeddings)))
+
+    def similarities(self, features):
+        """Cosine similarity of each row of ``features`` with each class prompt, shape (N, n_classes)."""
+        return F.normalize(features.float(), dim=-1) @ self.class_embeddings.T
 
     def forward(self, features):
-        return LOGIT_SCALE * F.normalize(features.float(), dim=-1) @ self.class_embeddings.T
+        return self.scale * self.similarities(features) + self.bias
+
+    def calibrate(self, scale, bias):
+        """Set the temperature and the per-class bias (e.g. from :func:`~skft._nn.calibration.fit_scale_and_bias`).
+
+        Parameters
+        ----------
+        scale : float
+        bias : Tensor of shape (n_classes,)
+        """
+        self.scale.fill_(scale)
+        self.bias.copy_(bias)
+
+
+class UnitNormalize(nn.Module):
+    """Divide each row by its L2 norm: the first layer of a head that starts as the zero-shot classifier."""
+
+    def forward(self, features):
+        return F.normalize(features.float(), dim=-1)
+
+
+def head_from_prompts(head, prompt_head):
+    """Set a head's output layer to the (calibrated) zero-shot classifier ``prompt_head`` computes.
+
+    Parameters
+    ----------
+    head : nn.Sequential
+        :class:`UnitNormalize`, then optionally ``nn.Dropout``, then one ``nn.Linear`` (n_classes outputs).
+    prompt_head : PromptHead
+        Its class embeddings, scale and bias become the linear layer's weights and bias, so that the
+        head's logits equal ``prompt_head``'s.
+    """
+    output = head[-1]
+    with torch.no_grad():
+        output.weight.copy_(prompt_head.scale * prompt_head.class_embeddings)
+        output.bias.copy_(prompt_head.bias)
 
 
 class PromptTokens(nn.Module):
