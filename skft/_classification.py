@@ -25,7 +25,7 @@ from ._nn.prompting import PromptHead, UnitNormalize, class_prompt_texts, head_f
 from ._parameter_docs import document_shared
 from ._targets import check_no_missing_targets
 from ._text import pad_token_ids, tokenized_texts
-from .backbones import resolve_backbone
+from .backbones import image_backbone_reads_prompts, resolve_backbone
 
 
 @document_shared
@@ -63,12 +63,14 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         in your data. False keeps the plain zero-shot rule (scale 20, no bias).
     head_init : {"auto", "random", "prompt"}, default="auto"
         How the head starts. ``"random"``: drawn as ``nn.Linear`` draws it. ``"prompt"`` (text
-        backbones, ``head=()``): as the calibrated zero-shot classifier of ``mode="prompt"`` (weights:
+        backbones and CLIP-style image backbones with a text tower, ``head=()``): as the calibrated
+        zero-shot classifier of ``mode="prompt"`` (weights:
         the normalised class-prompt embeddings times the calibrated scale; bias: the calibrated
         biases; the head normalises its input), so before the first step the classifier predicts
         what ``mode="prompt"`` predicts and fine-tuning moves away from the prompts only as far as
         the labels take it. ``"auto"``: ``"prompt"`` for a text backbone with ``head=()``, else
-        ``"random"``. Resolved as ``head_init_``.
+        ``"random"`` (image backbones start from the prompts only when asked: the gain was measured on
+        text). Resolved as ``head_init_``.
     pair_steps : int, default=0
         Steps of contrastive training on pairs of training examples before the classification fit
         (SetFit's recipe): each step draws ``batch_size`` pairs, alternately of the same class and of
@@ -266,16 +268,23 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         return nn.Sequential(UnitNormalize(), *network.head)
 
     def _resolved_head_init(self, network):
-        """``head_init``, with ``"auto"`` resolved; refuses ``"prompt"`` where there are no class prompts."""
+        """``head_init``, with ``"auto"`` resolved; refuses ``"prompt"`` where there are no class prompts.
+
+        ``"auto"`` picks ``"prompt"`` on text backbones only, where issue 23 measured it; CLIP-style image
+        backbones read prompts too, but start from them only when asked (no measurement on real weights yet).
+        """
         if self.mode == "prompt":
             return "zero-shot"
         if self.head_init == "random" or (self.head_init == "auto" and (network.modality != "text" or self.head)):
             return "random"
-        if network.modality != "text" or self.head:
+        reads_prompts = network.modality == "text" or image_backbone_reads_prompts(self.backbone)
+        if not reads_prompts or self.head:
             raise ValueError(
-                f"head_init='prompt' starts the head as the zero-shot classifier of a text backbone's class prompts, "
-                f"but backbone={self.backbone!r} reads {network.modality}s and head={self.head!r}. Use it with a text "
-                "backbone and head=() (one output layer), or head_init='random'."
+                f"head_init='prompt' starts the head as the zero-shot classifier of the class prompts, which needs a "
+                f"text backbone or an image backbone with a text tower (CLIP, SigLIP, open_clip) and head=() (one "
+                f"output layer), but backbone={self.backbone!r} reads {network.modality}s"
+                f"{'' if reads_prompts else ' and has no text tower'} and head={self.head!r}. Use such a backbone "
+                "with head=(), or head_init='random'."
             )
         self._check_prompt_params()
         return "prompt"
