@@ -293,6 +293,7 @@ class FineTunedEstimatorBase(
                 interrupted = fit_reporting_interrupt(net, _take(inputs, train), packed[train])
                 if network.batchnorm_trains and not interrupted:
                     precise_batchnorm(network, _batches(net, _take(inputs, train), packed[train], device))
+        self._finish_training(network, starting_values)
         # Adapters are added into the weights: prediction runs the plain layers.
         merge_adapters(network)
         if torch.device(device).type == "cpu":
@@ -405,6 +406,12 @@ class FineTunedEstimatorBase(
         """What runs on the training data before the training steps (pairs, the head's start); nothing by default.
 
         ``inputs`` is a function returning the training inputs (``packed``: their targets and weights).
+        """
+
+    def _finish_training(self, network, starting_values):
+        """What changes the trained network before its adapters merge (WiSE-FT); nothing by default.
+
+        ``starting_values`` holds the trainable blocks' pretrained weights (:func:`snapshot_trainable`).
         """
 
     def _check_head(self):

@@ -22,6 +22,7 @@ from ._nn.losses import WeightedCrossEntropy
 from ._nn.pairs import train_on_pairs
 from ._nn.prompt_ensembles import ensembled_class_embeddings, prompt_templates
 from ._nn.prompting import PromptHead, UnitNormalize, class_prompt_texts, head_from_prompts, pooled_embeddings
+from ._nn.weight_ensembling import interpolate_towards_start, snapshot_head
 from ._parameter_docs import document_shared
 from ._targets import check_no_missing_targets
 from ._text import pad_token_ids, tokenized_texts
@@ -79,6 +80,16 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         error; AdamW at the fit's learning rate). The frozen prefix runs once (the activation cache);
         only the trainable blocks run per pair. Then the head starts (``head_init``, on the adapted
         features) and the fit goes on as without pairs. 0 is off; needs trainable blocks.
+    wise_alpha : float in [0, 1], default=1.0
+        Weight-space ensembling of the zero-shot and the fine-tuned model (WiSE-FT, Wortsman et al.
+        2022). After ``fit``, every trained tensor becomes ``(1 - wise_alpha) * start + wise_alpha *
+        fine_tuned``: the trained blocks' start is the pretrained weights, the head's is the calibrated
+        zero-shot classifier it started as (a LoRA update is scaled by ``wise_alpha``). 1.0 keeps the
+        fine-tuned weights; 0.0 gives back the zero-shot prompt classifier; in between trades
+        accuracy on your data for the pretrained model's robustness. Below 1 it needs a head that
+        started from the prompts (``head_init_ == "prompt"``): the mixture with a random head is no
+        model. ``drift_`` is measured after the interpolation (it scales by ``wise_alpha``).
+        BatchNorm statistics are the fine-tuned ones.
 
     Attributes
     ----------
@@ -126,6 +137,7 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         "prompt_calibration": ["boolean"],
         "head_init": [StrOptions({"auto", "random", "prompt"})],
         "pair_steps": [Interval(Integral, 0, None, closed="left")],
+        "wise_alpha": [Interval(Real, 0, 1, closed="both")],
     }
 
     def __init__(
@@ -174,6 +186,7 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         prompt_calibration=True,
         head_init="auto",
         pair_steps=0,
+        wise_alpha=1.0,
     ):
         super().__init__(
             backbone=backbone,
@@ -220,6 +233,7 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         self.prompt_calibration = prompt_calibration
         self.head_init = head_init
         self.pair_steps = pair_steps
+        self.wise_alpha = wise_alpha
 
     def _check_prompt_params(self):
         templates = prompt_templates(self.prompt_template)
@@ -302,12 +316,36 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         # The calibrated zero-shot classifier: with few examples a fit that keeps close to it is what is wanted.
         return self.head_init_ == "prompt"
 
+    def _refused_by_mode(self):
+        refused = super()._refused_by_mode()
+        if self.wise_alpha != 1 and (self.mode == "prompt" or self._continues_previous_fit()):
+            what = f"mode={self.mode!r} trains nothing in the model" if self.mode == "prompt" else "warm_start=True"
+            refused["wise_alpha"] = (
+                f"wise_alpha={self.wise_alpha!r} interpolates a fine-tuned network with the zero-shot one it started "
+                f"from, but {what} has no such start. Use wise_alpha=1.0, or a fine-tuning mode fitted from the "
+                "pretrained weights."
+            )
+        return refused
+
     def _prepare_training(self, net, inputs, packed):
         if not net.initialized_:
             net.initialize()
+        if self.wise_alpha != 1 and self.head_init_ != "prompt":
+            raise ValueError(
+                f"wise_alpha={self.wise_alpha!r} interpolates the fine-tuned weights with the zero-shot model, but the "
+                f"head starts at random (head_init_={self.head_init_!r}): the mixture would be no model. Pass "
+                "head_init='prompt' (a text backbone or one with a text tower, head=()), or wise_alpha=1.0."
+            )
         if self.pair_steps:
             self._train_on_pairs(net, inputs(), packed)
         self._start_head(net, inputs, packed)
+        if self.wise_alpha != 1:
+            self._head_start = snapshot_head(net.module_)
+
+    def _finish_training(self, network, starting_values):
+        head_start = self.__dict__.pop("_head_start", None)
+        if self.wise_alpha != 1 and head_start is not None:
+            interpolate_towards_start(network, starting_values, head_start, self.wise_alpha)
 
     def _train_on_pairs(self, net, inputs, packed):
         """SetFit's first phase on the trainable blocks (``pair_steps``); see :mod:`skft._nn.pairs`."""

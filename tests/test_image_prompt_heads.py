@@ -63,3 +63,12 @@ def test_head_init_prompt_needs_a_text_tower(tmp_path):
         classifier(dict(backbone=str(tmp_path)), mode="feature_extraction", head_init="prompt").fit(
             smooth_images(6, 32, width=32), LABELS[:6]
         )
+
+
+def test_wise_alpha_zero_gives_back_the_zero_shot_image_classifier(clip):
+    images = smooth_images(12, 32, seed=4, width=32)
+    prompt = classifier(clip, mode="prompt").fit(images, LABELS)
+    skft.clear_cache()
+    wise = classifier(clip, mode="repurpose", trainable_layers=1, head_init="prompt", lr=1e-2, wise_alpha=0.0)
+    np.testing.assert_allclose(wise.fit(images, LABELS).predict_proba(images), prompt.predict_proba(images), atol=1e-5)
+    assert set(wise.drift_.values()) == {0.0}
