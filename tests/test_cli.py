@@ -145,6 +145,26 @@ def test_backbones_table_and_one_backbone_in_detail(capsys):
     assert status == 0 and "9 blocks" in out and "available offline" in out
 
 
+def test_the_unfiltered_listing_counts_timm_names_instead_of_building_each(capsys, monkeypatch):
+    pytest.importorskip("timm")
+    import skft.backbones
+
+    built = []
+
+    def summarize(name):
+        built.append(name)
+        return skft.backbones.BackboneSummary(name, [("block", 1)], None, None, False, "mean")
+
+    monkeypatch.setattr(skft.backbones, "summarize_backbone", summarize)
+    status, out, _ = run(capsys, "backbones")
+    timm_names = [name for name in skft.list_backbones() if name.startswith("timm:")]
+    assert status == 0 and len(timm_names) > 100
+    assert built == [name for name in skft.list_backbones() if not name.startswith("timm:")]
+    assert f"timm: {len(timm_names)} more names" in out and "  convnext " in out
+    status, out, _ = run(capsys, "backbones", "timm:resnet18.a1")
+    assert status == 0 and built[-1].startswith("timm:resnet18.a1")
+
+
 @pytest.fixture
 def no_torchvision_weights(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))

@@ -18,6 +18,7 @@ from ._registry import (
 from ._resolving import ResolvedBackbone, resolve_backbone, weights_identity
 from ._summary import BackboneSummary, describe_backbone, summarize_backbone
 from ._text import TEXT_POOLINGS, TextPool, TextPreprocessing, TextState, quiet_transformers
+from ._timm import timm_backbone_families
 from ._types import BackboneParts, Preprocessing, PretrainedWeightsMissing
 from ._weights_file import describe_mismatch
 
@@ -48,5 +49,6 @@ __all__ = [
     "registration_digest",
     "resolve_backbone",
     "summarize_backbone",
+    "timm_backbone_families",
     "weights_identity",
 ]

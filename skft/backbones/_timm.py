@@ -90,12 +90,25 @@ def timm_backbone_names():
     list of str
         Empty without timm.
     """
+    return sorted({name for names in timm_backbone_families().values() for name in names})
+
+
+def timm_backbone_families():
+    """:func:`timm_backbone_names` by the timm module that defines them (``"resnet"``, ``"convnext"``, ...).
+
+    Returns
+    -------
+    dict of str to list of str
+        Module -> its ``"timm:..."`` names, sorted; empty without timm.
+    """
     try:
         timm = import_timm()
     except ImportError:
-        return []
-    names = {name for module in _SPLIT_MODULES for name in timm.list_models(module=module, pretrained=True)}
-    return sorted(PREFIX + name for name in names)
+        return {}
+    return {
+        module: sorted({PREFIX + name for name in timm.list_models(module=module, pretrained=True)})
+        for module in _SPLIT_MODULES
+    }
 
 
 class TimmModel:

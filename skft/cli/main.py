@@ -339,14 +339,17 @@ def _write_predictions(first_column, items, classes, proba):
 def _run_backbones(args):
     from tqdm import tqdm
 
-    from ..backbones import list_backbones, summarize_backbone
+    from ..backbones import list_backbones, summarize_backbone, timm_backbone_families
     from .progress import is_terminal
 
     registered = list_backbones()
     if args.filter in registered:
         print(summarize_backbone(args.filter).to_text())
         return
-    names = [name for name in registered if (args.filter or "").lower() in name.lower()]
+    # Without a filter, timm's hundreds of names are counted per family, not built one by one (minutes).
+    timm_families = {} if args.filter else timm_backbone_families()
+    skipped = {name for names in timm_families.values() for name in names}
+    names = [name for name in registered if (args.filter or "").lower() in name.lower() and name not in skipped]
     if not names:
         close = difflib.get_close_matches(args.filter, registered, n=5, cutoff=0.5)
         raise UsageError(f"no backbone name contains {args.filter!r}" + (f"; close names: {close}" if close else ""))
@@ -360,6 +363,13 @@ def _run_backbones(args):
         total = sum(count for _, count in summary.blocks)
         weights = "offline" if summary.weights_available else "not on disk"
         print(f"{summary.name:<{width}}  {len(summary.blocks):>6}  {total:>13,}  {weights}")
+    if skipped:
+        print(
+            f"\ntimm: {len(skipped)} more names, not summarised here (pass a filter, e.g. `skft backbones "
+            "timm:convnext`, or one exact name for its blocks):"
+        )
+        for module, family in timm_families.items():
+            print(f"  {module:<20} {len(family):>4}  e.g. {family[0]}" if family else f"  {module:<20} {0:>4}")
 
 
 # -- the parser --------------------------------------------------------------------------------------
@@ -484,7 +494,8 @@ def build_parser():
         help="list the backbones",
         description=(
             "List the registered backbones with block and parameter counts and whether their weights are on disk "
-            "(usable offline). With the exact name of one backbone, print its blocks."
+            "(usable offline); without FILTER, timm's models are counted per family. With the exact name of one "
+            "backbone, print its blocks."
         ),
     )
     backbones.add_argument("filter", nargs="?", metavar="FILTER", help="only names containing FILTER")
