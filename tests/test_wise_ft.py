@@ -52,9 +52,10 @@ def test_alpha_interpolates_every_trained_tensor_and_drift_scales_with_it(bert_d
         assert fits[0.5].drift_[name] == pytest.approx(plain.drift_[name] / 2, rel=1e-3)
 
 
-def test_interpolated_weights_are_what_a_changes_only_file_stores(bert_dir, texts, tmp_path):
+@pytest.mark.parametrize("mode", MODES)
+def test_interpolated_weights_are_what_a_changes_only_file_stores(bert_dir, texts, tmp_path, mode):
     X, y = texts
-    clf = classifier(bert_dir, wise_alpha=0.5).fit(X, y)
+    clf = classifier(bert_dir, mode=mode, wise_alpha=0.5).fit(X, y)
     clf.save(tmp_path / "model.skft")
     skft.clear_cache()
     np.testing.assert_allclose(skft.load(tmp_path / "model.skft").predict_proba(X), clf.predict_proba(X), atol=1e-6)
