@@ -275,11 +275,19 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         return self.head_init_ == "prompt"
 
     def _prepare_training(self, net, inputs, packed):
-        if not net.initialized_:
+        calibrates = self.mode == "prompt" and self.prompt_tokens == 0 and self.prompt_calibration
+        if not (self.pair_steps or calibrates or self.head_init_ == "prompt"):
+            return
+        initialized = net.initialized_
+        if not initialized:
             net.initialize()
         if self.pair_steps:
             self._train_on_pairs(net, inputs(), packed)
         self._start_head(net, inputs, packed)
+        if not initialized:
+            # net.fit initialises the net as it would have (same module instance, head as set here),
+            # without announcing a re-initialisation.
+            net.initialized_ = False
 
     def _train_on_pairs(self, net, inputs, packed):
         """SetFit's first phase on the trainable blocks (``pair_steps``); see :mod:`skft._nn.pairs`."""
