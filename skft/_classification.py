@@ -328,19 +328,27 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         return refused
 
     def _prepare_training(self, net, inputs, packed):
-        if not net.initialized_:
-            net.initialize()
         if self.wise_alpha != 1 and self.head_init_ != "prompt":
             raise ValueError(
                 f"wise_alpha={self.wise_alpha!r} interpolates the fine-tuned weights with the zero-shot model, but the "
                 f"head starts at random (head_init_={self.head_init_!r}): the mixture would be no model. Pass "
                 "head_init='prompt' (a text backbone or one with a text tower, head=()), or wise_alpha=1.0."
             )
+        calibrates = self.mode == "prompt" and self.prompt_tokens == 0 and self.prompt_calibration
+        if not (self.pair_steps or calibrates or self.head_init_ == "prompt"):
+            return
+        initialized = net.initialized_
+        if not initialized:
+            net.initialize()
         if self.pair_steps:
             self._train_on_pairs(net, inputs(), packed)
         self._start_head(net, inputs, packed)
         if self.wise_alpha != 1:
             self._head_start = snapshot_head(net.module_)
+        if not initialized:
+            # net.fit initialises the net as it would have (same module instance, head as set here),
+            # without announcing a re-initialisation.
+            net.initialized_ = False
 
     def _finish_training(self, network, starting_values):
         head_start = self.__dict__.pop("_head_start", None)
