@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 from ._base import FineTunedEstimatorBase, _take
 from ._defaults import AUTO, prompt_start_lr
 from ._nn.calibration import fit_scale_and_bias
-from ._nn.distinct_prompts import check_distinct_prompts
+from ._nn.distinct_prompts import check_distinct_prompts, colliding_prompts
 from ._nn.losses import WeightedCrossEntropy
 from ._nn.pairs import train_on_pairs
 from ._nn.prompt_ensembles import ensembled_class_embeddings, prompt_templates
@@ -69,9 +69,11 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         the normalised class-prompt embeddings times the calibrated scale; bias: the calibrated
         biases; the head normalises its input), so before the first step the classifier predicts
         what ``mode="prompt"`` predicts and fine-tuning moves away from the prompts only as far as
-        the labels take it. ``"auto"``: ``"prompt"`` for a text backbone with ``head=()``, else
-        ``"random"`` (image backbones start from the prompts only when asked: the gain was measured on
-        text). Resolved as ``head_init_``.
+        the labels take it. ``"auto"``: ``"prompt"`` for a text backbone with ``head=()`` whose
+        classes are described in words (str labels, or ``label_prompts`` for every class) that the
+        tokenizer tells apart, else ``"random"`` (a label such as ``0`` says nothing a prompt could
+        use; image backbones start from the prompts only when asked: the gain was measured on text).
+        Resolved as ``head_init_``.
     pair_steps : int, default=0
         Steps of contrastive training on pairs of training examples before the classification fit
         (SetFit's recipe): each step draws ``batch_size`` pairs, alternately of the same class and of
@@ -284,12 +286,16 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
     def _resolved_head_init(self, network):
         """``head_init``, with ``"auto"`` resolved; refuses ``"prompt"`` where there are no class prompts.
 
-        ``"auto"`` picks ``"prompt"`` on text backbones only, where issue 23 measured it; CLIP-style image
-        backbones read prompts too, but start from them only when asked (no measurement on real weights yet).
+        ``"auto"`` picks ``"prompt"`` on text backbones only, where issue 23 measured it, and only where the
+        class prompts describe the classes in words (string labels or ``label_prompts`` for every class) that
+        the tokenizer tells apart; CLIP-style image backbones read prompts too, but start from them only when
+        asked (no measurement on real weights yet).
         """
         if self.mode == "prompt":
             return "zero-shot"
         if self.head_init == "random" or (self.head_init == "auto" and (network.modality != "text" or self.head)):
+            return "random"
+        if self.head_init == "auto" and not self._class_prompts_describe_classes(network):
             return "random"
         reads_prompts = network.modality == "text" or image_backbone_reads_prompts(self.backbone)
         if not reads_prompts or self.head:
@@ -302,6 +308,18 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
             )
         self._check_prompt_params()
         return "prompt"
+
+    def _class_prompts_describe_classes(self, network):
+        """Whether every class has a prompt in words (a str label or a label prompt) that tokenises apart."""
+        self._check_prompt_params()
+        label_prompts = self.label_prompts or {}
+        if not all(isinstance(label, str) or label in label_prompts for label in self.classes_.tolist()):
+            return False
+        for template in prompt_templates(self.prompt_template):
+            texts = class_prompt_texts(self.classes_, template, self.label_prompts)
+            if colliding_prompts(self.classes_.tolist(), texts, tokenized_texts(texts, network.normalizer).ids):
+                return False
+        return True
 
     def _resolved_lr(self):
         # A head that starts from the prompts, on small data: the blocks take small steps (skft._defaults).

@@ -82,6 +82,18 @@ def test_head_init_auto_resolves_by_backbone(bert_dir, texts):
     assert classifier(bert_dir, mode="feature_extraction", head_init="random").fit(X, y).head_init_ == "random"
 
 
+def test_head_init_auto_starts_from_the_prompts_only_where_they_describe_the_classes_in_words(bert_dir, texts):
+    X, y = texts
+    words = np.array(["bad", "good"])[y]
+    assert classifier(bert_dir, mode="feature_extraction", label_prompts=None).fit(X, words).head_init_ == "prompt"
+    # A label such as 0 says nothing a prompt could use; prompts that tokenise alike ([UNK]) tell no class apart.
+    assert classifier(bert_dir, mode="feature_extraction", label_prompts=None).fit(X, y).head_init_ == "random"
+    unknown = np.array(["\U0001f600", "\U0001f641"])[y]
+    assert classifier(bert_dir, mode="feature_extraction", label_prompts=None).fit(X, unknown).head_init_ == "random"
+    with pytest.raises(ValueError, match="label_prompts"):
+        classifier(bert_dir, mode="feature_extraction", label_prompts=None, head_init="prompt").fit(X, unknown)
+
+
 def test_head_init_prompt_refuses_a_hidden_head(bert_dir, texts):
     X, y = texts
     with pytest.raises(ValueError, match="head_init='prompt'.*head=\\(4,\\)"):

@@ -1,6 +1,29 @@
 """mode="prompt" tells classes apart only by their prompts: two classes whose prompts read alike cannot be."""
 
 
+def colliding_prompts(classes, texts, token_ids):
+    """The groups of classes whose prompt texts the tokenizer turns into the same tokens.
+
+    Parameters
+    ----------
+    classes : list
+        The labels, in the order of ``texts``.
+    texts : list of str
+        The prompt text of each class.
+    token_ids : sequence of array-like of int
+        The token ids of each prompt text.
+
+    Returns
+    -------
+    list of list of (label, text)
+        One list per group of two or more colliding classes; empty when every prompt is distinct.
+    """
+    by_tokens = {}
+    for label, text, ids in zip(classes, texts, token_ids):
+        by_tokens.setdefault(tuple(int(token) for token in ids), []).append((label, text))
+    return [group for group in by_tokens.values() if len(group) > 1]
+
+
 def check_distinct_prompts(classes, texts, token_ids):
     """Refuse classes whose prompt texts the tokenizer turns into the same tokens.
 
@@ -22,10 +45,7 @@ def check_distinct_prompts(classes, texts, token_ids):
     ValueError
         Naming the classes that collide, their prompts, and ``label_prompts`` as the fix.
     """
-    by_tokens = {}
-    for label, text, ids in zip(classes, texts, token_ids):
-        by_tokens.setdefault(tuple(int(token) for token in ids), []).append((label, text))
-    collisions = [group for group in by_tokens.values() if len(group) > 1]
+    collisions = colliding_prompts(classes, texts, token_ids)
     if not collisions:
         return
     described = "; ".join(
