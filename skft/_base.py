@@ -191,6 +191,13 @@ class FineTunedEstimatorBase(
         """Labels to stratify the early-stopping split on, or None."""
         return None
 
+    def _holds_out_validation(self):
+        """Whether ``fit`` holds out ``validation_fraction`` of the data (early stopping needs it)."""
+        return self.early_stopping
+
+    def _learn_from_validation(self, net, valid_dataset):
+        """Set what the held-out split decides once training ends (multi-label thresholds); nothing by default."""
+
     def _target_weights(self, targets):
         """Per-sample weights implied by the targets (class weights); ones by default."""
         return np.ones(len(targets), dtype=np.float32)
@@ -275,6 +282,8 @@ class FineTunedEstimatorBase(
                 interrupted = fit_reporting_interrupt(net, _take(inputs, train), packed[train])
                 if network.batchnorm_trains and not interrupted:
                     precise_batchnorm(network, _batches(net, _take(inputs, train), packed[train], device))
+                if valid_dataset is not None and not interrupted:
+                    self._learn_from_validation(net, valid_dataset)
         # Adapters are added into the weights: prediction runs the plain layers.
         merge_adapters(network)
         if torch.device(device).type == "cpu":
@@ -438,7 +447,7 @@ class FineTunedEstimatorBase(
     def _split_validation(self, packed, seed):
         """Training and early-stopping indices (``validation_fraction``, stratified for classifiers)."""
         indices = np.arange(len(packed))
-        if not self.early_stopping:
+        if not self._holds_out_validation():
             return indices, None
         return train_test_split(
             indices, test_size=self.validation_fraction, random_state=seed, stratify=self._stratify(packed)

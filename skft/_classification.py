@@ -12,7 +12,14 @@ from sklearn.utils.validation import column_or_1d
 from skorch.callbacks import EpochScoring
 
 from ._base import FineTunedEstimatorBase
-from ._nn.losses import WeightedCrossEntropy
+from ._multilabel import (
+    DEFAULT_THRESHOLD,
+    check_indicator_matrix,
+    is_indicator_matrix,
+    tuned_thresholds,
+    weighted_f1_samples,
+)
+from ._nn.losses import WeightedBinaryCrossEntropy, WeightedCrossEntropy
 from ._nn.prompting import PromptHead, class_prompt_texts, pooled_embeddings
 from ._parameter_docs import document_shared
 from ._targets import check_no_missing_targets
@@ -44,11 +51,18 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         embeds their prompts); ``k > 0`` inserts k learned vectors after the first token of every
         text's embeddings and trains only them (prompt tuning), the encoder frozen, still scoring
         against the class prompts.
+    threshold : float in (0, 1) or "auto", default=0.5
+        Multi-label ``y`` only: a label is predicted when its probability reaches this value.
+        ``"auto"`` chooses one threshold per label, the one that maximises the label's F1 score on
+        a held-out ``validation_fraction`` of the training data (held out even without
+        ``early_stopping``; a label without positives there keeps 0.5).
 
     Attributes
     ----------
     classes_ : ndarray
-        The labels seen in ``fit``.
+        The labels seen in ``fit``; for a multi-label indicator ``y``, ``arange(n_labels)``.
+    threshold_ : ndarray of shape (n_labels,) or None
+        The per-label thresholds of ``predict`` for a multi-label ``y``; None for single-label ``y``.
     {attributes}
 
     See Also
@@ -59,6 +73,12 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
 
     Notes
     -----
+    ``y`` may be a binary indicator matrix of shape (N, n_labels) (scikit-learn's multi-label
+    convention, e.g. from ``MultiLabelBinarizer``): the network then has one sigmoid output per
+    label trained with binary cross-entropy, ``predict_proba`` returns per-label probabilities of
+    shape (N, n_labels) (as ``MLPClassifier`` does) and ``predict`` an indicator matrix, so
+    ``cross_val_score(..., scoring="f1_samples")`` works. ``class_weight`` does not apply to it.
+
     Ctrl-C during ``fit`` keeps the weights and history reached so far (the estimator predicts with
     them) and then re-raises ``KeyboardInterrupt``, so a grid search stops instead of scoring a
     truncated fit. :meth:`save` and :func:`skft.load` store a fitted estimator in a safetensors
@@ -76,7 +96,8 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
     (2,)
     """
 
-    _saved_attributes = FineTunedEstimatorBase._saved_attributes + ("classes_",)
+    _saved_attributes = FineTunedEstimatorBase._saved_attributes + ("classes_", "threshold_")
+    _older_files_fitted = {"threshold_": None}
 
     _parameter_constraints = {
         **FineTunedEstimatorBase._parameter_constraints,
@@ -85,6 +106,7 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         "prompt_template": [str],
         "label_prompts": [dict, None],
         "prompt_tokens": [Interval(Integral, 0, None, closed="left")],
+        "threshold": [Interval(Real, 0, 1, closed="neither"), StrOptions({"auto"})],
     }
 
     def __init__(
@@ -130,6 +152,7 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         prompt_template="{label}",
         label_prompts=None,
         prompt_tokens=0,
+        threshold=DEFAULT_THRESHOLD,
     ):
         super().__init__(
             backbone=backbone,
@@ -173,6 +196,7 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         self.prompt_template = prompt_template
         self.label_prompts = label_prompts
         self.prompt_tokens = prompt_tokens
+        self.threshold = threshold
 
     def _check_prompt_params(self):
         if "{label}" not in self.prompt_template:
@@ -198,21 +222,35 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         tokens = tokenized_texts(texts, network.normalizer)
         return PromptHead(pooled_embeddings(network, pad_token_ids(tokens.ids, tokens.pad_token_id)))
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+    def _is_multilabel(self):
+        return getattr(self, "threshold_", None) is not None
+
     def _validation_scores(self):
+        if self._is_multilabel():
+            return [("valid_f1", EpochScoring(_weighted_f1_samples, lower_is_better=False, name="valid_f1"))]
         return [("valid_acc", EpochScoring(_weighted_accuracy, lower_is_better=False, name="valid_acc"))]
 
     def _encode_targets(self, y):
+        if is_indicator_matrix(y):
+            return self._encode_indicator_matrix(y)
+        if self.threshold != DEFAULT_THRESHOLD:
+            raise ValueError(
+                f"threshold={self.threshold!r} applies to multi-label y (a binary indicator matrix), but y is "
+                f"{np.ndim(y)}-D single-label targets. Leave threshold at {DEFAULT_THRESHOLD}, or pass y as an "
+                "indicator matrix (sklearn.preprocessing.MultiLabelBinarizer makes one)."
+            )
         y = column_or_1d(y, warn=True)
         check_no_missing_targets(y)
         check_classification_targets(y)
         classes, codes = np.unique(y, return_inverse=True)
-        if self._continues_previous_fit() and not np.array_equal(classes, self.classes_):
-            raise ValueError(
-                f"warm_start=True continues the previous fit, which learned classes {self.classes_.tolist()}, but y "
-                f"has classes {classes.tolist()}. Pass y with the same classes, or warm_start=False to start again "
-                "from the pretrained weights."
-            )
+        self._check_same_classes(classes)
         self.classes_ = classes
+        self.threshold_ = None
         if len(self.classes_) < 2:
             raise ValueError(
                 f"y has a single class ({self.classes_[0]!r}); a classifier needs at least 2. Pass labels of two or "
@@ -220,15 +258,53 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
             )
         return codes.reshape(-1, 1).astype(np.float32)
 
+    def _encode_indicator_matrix(self, y):
+        """Multi-label targets: check ``y`` and the parameters, set ``classes_`` and ``threshold_``."""
+        indicator = check_indicator_matrix(y)
+        if self.class_weight is not None:
+            raise ValueError(
+                f"class_weight={self.class_weight!r} weighs samples by their one class, but y is a multi-label "
+                "indicator matrix. Pass class_weight=None, or weigh samples with sample_weight."
+            )
+        if self.threshold == "auto" and self._trains_nothing():
+            raise ValueError(
+                "threshold='auto' chooses thresholds on a split held out from training, but mode='prompt' with "
+                "prompt_tokens=0 trains nothing. Pass a number as threshold, or prompt_tokens > 0."
+            )
+        classes = np.arange(indicator.shape[1])
+        self._check_same_classes(classes)
+        self.classes_ = classes
+        fixed = DEFAULT_THRESHOLD if self.threshold == "auto" else self.threshold
+        self.threshold_ = np.full(len(classes), float(fixed))
+        return indicator
+
+    def _check_same_classes(self, classes):
+        if self._continues_previous_fit() and not np.array_equal(classes, self.classes_):
+            raise ValueError(
+                f"warm_start=True continues the previous fit, which learned classes {self.classes_.tolist()}, but y "
+                f"has classes {classes.tolist()}. Pass y with the same classes, or warm_start=False to start again "
+                "from the pretrained weights."
+            )
+
+    def _holds_out_validation(self):
+        return super()._holds_out_validation() or (self._is_multilabel() and self.threshold == "auto")
+
+    def _learn_from_validation(self, net, valid_dataset):
+        if self._is_multilabel() and self.threshold == "auto":
+            probabilities = torch.sigmoid(net.forward(valid_dataset.X, training=False).double()).numpy()
+            self.threshold_ = tuned_thresholds(probabilities, valid_dataset.y[:, :-1].numpy())
+
     def _n_outputs(self):
         return len(self.classes_)
 
     def _make_criterion(self, penalty):
+        if self._is_multilabel():
+            return WeightedBinaryCrossEntropy(self.label_smoothing, penalty)
         return WeightedCrossEntropy(self.label_smoothing, penalty)
 
     def _target_weights(self, targets):
         codes = targets[:, 0].astype(int)
-        if self.class_weight is None:
+        if self.class_weight is None or self._is_multilabel():
             return np.ones(len(codes), dtype=np.float32)
         if self.class_weight == "balanced":
             return compute_sample_weight("balanced", codes).astype(np.float32)
@@ -241,7 +317,7 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         return per_class[codes]
 
     def _stratify(self, targets):
-        return targets[:, 0].numpy()
+        return None if self._is_multilabel() else targets[:, 0].numpy()
 
     def predict_proba(self, X):
         """Class probabilities for images ``X``.
@@ -253,10 +329,13 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         Returns
         -------
         ndarray of shape (N, n_classes)
-            Rows sum to 1; columns follow ``classes_``.
+            Rows sum to 1; columns follow ``classes_``. For multi-label ``y``: each label's own
+            probability (sigmoid), rows need not sum to 1.
         """
-        logits = torch.from_numpy(self._network_outputs(X))
-        return torch.softmax(logits.double(), dim=1).numpy()
+        logits = torch.from_numpy(self._network_outputs(X)).double()
+        if self._is_multilabel():
+            return torch.sigmoid(logits).numpy()
+        return torch.softmax(logits, dim=1).numpy()
 
     def predict(self, X):
         """Predict labels for images ``X``.
@@ -267,9 +346,12 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
 
         Returns
         -------
-        ndarray of shape (N,)
-            Labels from ``classes_``.
+        ndarray of shape (N,) or (N, n_labels)
+            Labels from ``classes_``; for multi-label ``y`` an indicator matrix (1 where a label's
+            probability reaches its ``threshold_``).
         """
+        if self._is_multilabel():
+            return (self.predict_proba(X) >= self.threshold_).astype(int)
         logits = self._network_outputs(X)
         return self.classes_[logits.argmax(axis=1)]
 
@@ -279,3 +361,8 @@ def _weighted_accuracy(net, X, packed_targets):
     packed = np.asarray(packed_targets)
     predicted = np.asarray(net.predict(X)).argmax(axis=1)
     return float(np.average(predicted == packed[:, 0], weights=packed[:, -1]))
+
+
+def _weighted_f1_samples(net, X, packed_targets):
+    """``f1_samples`` of ``net`` on ``X`` at thresholds 0.5 (logits above 0), weighted like the loss."""
+    return weighted_f1_samples((np.asarray(net.predict(X)) > 0).astype(int), packed_targets)

@@ -61,6 +61,8 @@ class SavedAsModelFile:
 
     #: Fitted attributes stored besides the network's tensors and ``history_``.
     _saved_attributes = ("image_size_", "backbone_name_", "block_names_", "n_frozen_blocks_", "drift_")
+    #: Fitted attributes added since files were first written, with the value a file without them means.
+    _older_files_fitted = {}
 
     def save(self, path, *, full=False):
         """Save the fitted estimator to one file that loading can never run code from.
@@ -142,7 +144,8 @@ class SavedAsModelFile:
             params = {key: from_json(value) for key, value in document["params"].items()}
             estimator = cls(**{**params, **RESET_AT_LOAD})
             estimator._validate_params()
-            saved = {key: from_json(document["fitted"][key]) for key in cls._saved_attributes}
+            fitted = {**cls._older_files_fitted, **document["fitted"]}
+            saved = {key: from_json(fitted[key]) for key in cls._saved_attributes}
             vars(estimator).update(saved)
             preprocessing = document["preprocessing"]
             text = "tokenizer_digest" in preprocessing

@@ -238,6 +238,16 @@ EXPECTED_FAILURES = {
             TABLE,
         ),
         "check_classifier_data_not_an_array": TABLE + " (given as nested lists)",
+        # Multi-label y (the multi_label tag): the equivalents on images are in test_multilabel.py.
+        **dict.fromkeys(
+            [
+                "check_classifiers_multilabel_representation_invariance",
+                "check_classifiers_multilabel_output_format_predict",
+                "check_classifiers_multilabel_output_format_predict_proba",
+                "check_classifiers_multilabel_output_format_decision_function",
+            ],
+            TABLE,
+        ),
         "check_classifiers_one_label": TABLE_MESSAGE,
         "check_classifiers_one_label_sample_weights": TABLE_MESSAGE,
         "check_classifiers_regression_target": TABLE_MESSAGE,
