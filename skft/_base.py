@@ -41,6 +41,7 @@ from ._nn.optim import LR_SCHEDULES, OPTIMIZERS, SGD_MOMENTUM, TrainableOnly, pa
 from ._nn.precision import PRECISIONS, check_precision
 from ._nn.regularizers import L2SPPenalty, block_drift, snapshot_trainable
 from ._nn.seeding import FitGenerators, seeded_global_generator
+from ._onnx_export import write_onnx
 from ._saving import SavedAsModelFile
 from ._text import TextCollate, tokenized_texts
 from .backbones import RegistrationTravelsMixin, backbone_modality, resolve_backbone
@@ -579,6 +580,49 @@ class FineTunedEstimatorBase(
         if self.lr_schedule is not None:
             callbacks.append(("lr_schedule", schedule_callback(self.lr_schedule, total_steps)))
         return callbacks
+
+    # -- export ------------------------------------------------------------------------------
+
+    def export_onnx(self, path):
+        """Write the fitted prediction path as an ONNX graph, after checking it against this estimator.
+
+        The graph takes images as uint8 pixels ``(batch, image_size_, image_size_, 3)`` (RGB,
+        channels last; resize them to ``image_size_`` first, the normalisation is in the graph), or
+        texts as ``input_ids`` and ``attention_mask`` ``(batch, sequence)`` from the backbone's
+        tokenizer, whose files are written in the same folder. It returns ``probabilities``
+        (classifiers, as ``predict_proba``) or ``predictions`` (regressors, always 2-D). The batch
+        size is dynamic. Every mode exports (``mode="lora"`` with its adapters merged); load the file
+        with :class:`skft.OnnxClassifier` or :class:`skft.OnnxRegressor`, which need only
+        onnxruntime and numpy. Needs the ``onnx`` extra (``pip install 'skft[onnx]'``).
+
+        Parameters
+        ----------
+        path : str or path-like
+            The ``.onnx`` file to write; its folder must exist. For a text backbone, export each
+            model to a folder of its own (the tokenizer files have fixed names).
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            Before ``fit``.
+        FileNotFoundError
+            When the folder of ``path`` does not exist.
+        ValueError
+            When onnxruntime's outputs on a sample batch differ from ``predict_proba`` (or
+            ``predict``) by more than 1e-4; the message gives the largest difference and nothing
+            is written.
+        """
+        check_is_fitted(self)
+        write_onnx(self, path, *self._onnx_output())
+        return self
+
+    def _onnx_output(self):
+        """``(output module, output name, metadata, reference)`` for :func:`skft._onnx_export.write_onnx`."""
+        raise NotImplementedError
 
     # -- prediction ------------------------------------------------------------------------
 

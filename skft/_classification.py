@@ -21,6 +21,7 @@ from ._multilabel import (
 )
 from ._nn.losses import WeightedBinaryCrossEntropy, WeightedCrossEntropy
 from ._nn.prompting import PromptHead, class_prompt_texts, pooled_embeddings
+from ._onnx_export import EXPORTABLE_LABEL_KINDS
 from ._parameter_docs import document_shared
 from ._targets import check_no_missing_targets
 from ._text import pad_token_ids, tokenized_texts
@@ -318,6 +319,21 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
 
     def _stratify(self, targets):
         return None if self._is_multilabel() else targets[:, 0].numpy()
+
+    def _onnx_output(self):
+        if self.classes_.dtype.kind not in EXPORTABLE_LABEL_KINDS:
+            raise ValueError(
+                f"export_onnx stores the classes as plain values, but classes_ has dtype {self.classes_.dtype} "
+                f"({self.classes_[:3].tolist()}...). Fit with labels that are str, int, float or bool."
+            )
+        metadata = {
+            "estimator": "classifier",
+            "classes": self.classes_.tolist(),
+            "classes_dtype": self.classes_.dtype.str,
+            "threshold": None if self.threshold_ is None else self.threshold_.tolist(),
+        }
+        output = torch.nn.Sigmoid() if self._is_multilabel() else torch.nn.Softmax(dim=1)
+        return output, "probabilities", metadata, self.predict_proba
 
     def predict_proba(self, X):
         """Class probabilities for images ``X``.

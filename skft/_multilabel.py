@@ -6,8 +6,9 @@ A classifier given ``y`` of shape ``(N, n_labels)`` holding only 0 and 1 (what
 scikit-learn's ``MLPClassifier`` does: ``classes_`` is ``arange(n_labels)``, ``predict_proba`` an
 ``(N, n_labels)`` array of per-label probabilities and ``predict`` an indicator matrix.
 
-``threshold="auto"`` chooses each label's threshold on the validation split: the one that maximises
-that label's F1 score (the threshold the precision-recall curve gives; ties keep the lowest).
+``threshold="auto"`` chooses each label's threshold on the validation split: one that maximises that
+label's F1 score there (of equal ones the lowest), placed midway between the lowest score it predicts
+positive and the next lower score, so that no sample sits on it.
 A label with no positive sample in the split keeps 0.5.
 """
 
@@ -64,7 +65,7 @@ def check_indicator_matrix(y):
 
 
 def tuned_thresholds(probabilities, indicator):
-    """Per label, the threshold on ``probabilities`` that maximises that label's F1 score on ``indicator``.
+    """Per label, a threshold on ``probabilities`` that maximises that label's F1 score on ``indicator``.
 
     Parameters
     ----------
@@ -83,7 +84,9 @@ def tuned_thresholds(probabilities, indicator):
             continue
         precision, recall, candidates = precision_recall_curve(indicator[:, label], probabilities[:, label])
         f1 = 2 * precision * recall / np.maximum(precision + recall, np.finfo(float).tiny)
-        thresholds[label] = candidates[np.argmax(f1[:-1])]
+        best = int(np.argmax(f1[:-1]))
+        # Midway to the next lower score: the same predictions on the split, and away from any sample's score.
+        thresholds[label] = (candidates[best] + (candidates[best - 1] if best else 0.0)) / 2
     return thresholds
 
 

@@ -6,6 +6,7 @@ from sklearn.utils.validation import check_array
 
 from ._base import FineTunedEstimatorBase
 from ._nn.losses import WeightedSquaredError
+from ._onnx_export import Rescale
 from ._parameter_docs import document_shared
 from ._targets import check_no_missing_targets
 
@@ -81,6 +82,11 @@ class FineTunedRegressor(RegressorMixin, FineTunedEstimatorBase):
 
     def _make_criterion(self, penalty):
         return WeightedSquaredError(penalty)
+
+    def _onnx_output(self):
+        metadata = {"estimator": "regressor", "target_ndim": self.target_ndim_}
+        output = Rescale(self.target_scale_, self.target_mean_)
+        return output, "predictions", metadata, self.predict
 
     def predict(self, X):
         """Predict targets for images ``X``.

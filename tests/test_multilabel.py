@@ -73,7 +73,7 @@ def test_auto_thresholds_are_chosen_on_a_held_out_split(tagged):
 def test_tuned_thresholds_maximise_each_labels_f1():
     probabilities = np.array([[0.9, 0.2], [0.6, 0.1], [0.4, 0.3], [0.1, 0.05]])
     indicator = np.array([[1, 0], [1, 0], [1, 0], [0, 0]])
-    np.testing.assert_allclose(tuned_thresholds(probabilities, indicator), [0.4, 0.5])
+    np.testing.assert_allclose(tuned_thresholds(probabilities, indicator), [0.25, 0.5])
 
 
 def test_early_stopping_scores_f1_samples(tagged):
