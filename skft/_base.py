@@ -24,6 +24,7 @@ from ._clone import SharesModuleOnClone
 from ._defaults import AUTO, resolve_lr, resolve_trainable_layers
 from ._images.augment import augmentation_enabled, training_collate
 from ._images.source import at_image_size
+from ._images.tta import FLIP, augmented_copies, check_tta
 from ._modality import check_modality_params, check_samples, set_input_tags
 from ._nn.accelerate import ACCELERATE, AcceleratedNet, accelerated_device, make_accelerator
 from ._nn.assembly import MODES, build_network, count_frozen_blocks
@@ -93,6 +94,7 @@ class FineTunedEstimatorBase(
         "lora_rank": [Interval(Integral, 1, None, closed="left")],
         "lora_alpha": [Interval(Real, 0, None, closed="neither"), None],
         "lora_dropout": [Interval(Real, 0, 1, closed="left")],
+        "tta": [StrOptions({FLIP}), Interval(Integral, 2, None, closed="left"), None],
     }
 
     def __init__(
@@ -133,6 +135,7 @@ class FineTunedEstimatorBase(
         lora_rank=8,
         lora_alpha=None,
         lora_dropout=0.0,
+        tta=None,
     ):
         self.backbone = backbone
         self.weights = weights
@@ -169,6 +172,7 @@ class FineTunedEstimatorBase(
         self.lora_rank = lora_rank
         self.lora_alpha = lora_alpha
         self.lora_dropout = lora_dropout
+        self.tta = tta
 
     # -- hooks for subclasses -------------------------------------------------------------
 
@@ -242,6 +246,7 @@ class FineTunedEstimatorBase(
         modality = backbone_modality(self.backbone)
         self._check_mode(modality)
         check_modality_params(self, modality, self.backbone)
+        check_tta(self.tta, modality, type(self).__name__)
         samples = check_samples(X, modality, self.backbone)
         targets = self._encode_targets(y)
         if len(targets) != len(samples):
@@ -617,6 +622,12 @@ class FineTunedEstimatorBase(
             is written.
         """
         check_is_fitted(self)
+        if self.tta is not None:
+            raise ValueError(
+                f"export_onnx writes the network without test-time augmentation, but tta={self.tta!r} averages "
+                "predictions over augmented copies, so the graph would not predict as this estimator. Export with "
+                "est.set_params(tta=None) (prediction only: no refit needed)."
+            )
         write_onnx(self, path, *self._onnx_output())
         return self
 
@@ -626,16 +637,26 @@ class FineTunedEstimatorBase(
 
     # -- prediction ------------------------------------------------------------------------
 
-    def _network_outputs(self, X):
-        """Raw network outputs (logits or standardised values) for images or texts ``X`` as a numpy array."""
+    def _network_outputs(self, X, transform=None):
+        """``transform`` (e.g. a softmax; None: none) of the network's outputs for ``X``, as a numpy array.
+
+        The outputs are logits or standardised values; with ``tta`` the transformed outputs of the
+        images and of each augmented copy of them, averaged.
+        """
         check_is_fitted(self)
         network = self.net_.module_
         samples = check_samples(X, network.modality, self.backbone, self.image_size_)
         # The key is computed again from the network as it is now, so a fitted network edited in place
         # since its fit never reads, or writes, the entries of what it was.
         key = None if self.prefix_key_ is None else self._prefix_key(network)
-        inputs = self._network_inputs(network, samples, str(self.net_.device), key)
-        return self.net_.forward(inputs, training=False).numpy()
+        transform = transform or (lambda outputs: outputs)
+        outputs = [
+            transform(
+                self.net_.forward(self._network_inputs(network, copy, str(self.net_.device), key), training=False)
+            )
+            for copy in augmented_copies(samples, getattr(self, "tta", None), self.image_size_)
+        ]
+        return (outputs[0] if len(outputs) == 1 else sum(outputs) / len(outputs)).numpy()
 
 
 def _callback_objects(callbacks):

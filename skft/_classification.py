@@ -150,6 +150,7 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         lora_rank=8,
         lora_alpha=None,
         lora_dropout=0.0,
+        tta=None,
         prompt_template="{label}",
         label_prompts=None,
         prompt_tokens=0,
@@ -191,6 +192,7 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
             lora_rank=lora_rank,
             lora_alpha=lora_alpha,
             lora_dropout=lora_dropout,
+            tta=tta,
         )
         self.label_smoothing = label_smoothing
         self.class_weight = class_weight
@@ -348,10 +350,9 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
             Rows sum to 1; columns follow ``classes_``. For multi-label ``y``: each label's own
             probability (sigmoid), rows need not sum to 1.
         """
-        logits = torch.from_numpy(self._network_outputs(X)).double()
         if self._is_multilabel():
-            return torch.sigmoid(logits).numpy()
-        return torch.softmax(logits, dim=1).numpy()
+            return self._network_outputs(X, lambda logits: torch.sigmoid(logits.double()))
+        return self._network_outputs(X, lambda logits: torch.softmax(logits.double(), dim=1))
 
     def predict(self, X):
         """Predict labels for images ``X``.
@@ -368,6 +369,8 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         """
         if self._is_multilabel():
             return (self.predict_proba(X) >= self.threshold_).astype(int)
+        if getattr(self, "tta", None) is not None:
+            return self.classes_[self.predict_proba(X).argmax(axis=1)]
         logits = self._network_outputs(X)
         return self.classes_[logits.argmax(axis=1)]
 
