@@ -64,6 +64,10 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         The labels seen in ``fit``; for a multi-label indicator ``y``, ``arange(n_labels)``.
     threshold_ : ndarray of shape (n_labels,) or None
         The per-label thresholds of ``predict`` for a multi-label ``y``; None for single-label ``y``.
+    class_count_ : ndarray of shape (n_classes,)
+        Training samples per class (per label for multi-label ``y``), before any validation split.
+    n_samples_fit_ : int
+        Training samples, before any validation split.
     {attributes}
 
     See Also
@@ -97,8 +101,13 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
     (2,)
     """
 
-    _saved_attributes = FineTunedEstimatorBase._saved_attributes + ("classes_", "threshold_")
-    _older_files_fitted = {"threshold_": None}
+    _saved_attributes = FineTunedEstimatorBase._saved_attributes + (
+        "classes_",
+        "threshold_",
+        "n_samples_fit_",
+        "class_count_",
+    )
+    _older_files_fitted = {"threshold_": None, "n_samples_fit_": None, "class_count_": None}
 
     _parameter_constraints = {
         **FineTunedEstimatorBase._parameter_constraints,
@@ -254,6 +263,8 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         self._check_same_classes(classes)
         self.classes_ = classes
         self.threshold_ = None
+        self.class_count_ = np.bincount(codes, minlength=len(classes))
+        self.n_samples_fit_ = len(codes)
         if len(self.classes_) < 2:
             raise ValueError(
                 f"y has a single class ({self.classes_[0]!r}); a classifier needs at least 2. Pass labels of two or "
@@ -279,6 +290,8 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         self.classes_ = classes
         fixed = DEFAULT_THRESHOLD if self.threshold == "auto" else self.threshold
         self.threshold_ = np.full(len(classes), float(fixed))
+        self.class_count_ = indicator.sum(axis=0).astype(int)
+        self.n_samples_fit_ = len(indicator)
         return indicator
 
     def _check_same_classes(self, classes):
@@ -323,7 +336,8 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         return None if self._is_multilabel() else targets[:, 0].numpy()
 
     def _onnx_output(self):
-        if self.classes_.dtype.kind not in EXPORTABLE_LABEL_KINDS:
+        plain = all(isinstance(label, (str, bool, int, float, np.generic)) for label in self.classes_.tolist())
+        if self.classes_.dtype.kind not in EXPORTABLE_LABEL_KINDS or not plain:
             raise ValueError(
                 f"export_onnx stores the classes as plain values, but classes_ has dtype {self.classes_.dtype} "
                 f"({self.classes_[:3].tolist()}...). Fit with labels that are str, int, float or bool."

@@ -43,8 +43,9 @@ METADATA_FORMAT = 1
 #: The texts every text export is checked on (of different lengths: the batch holds padding).
 SAMPLE_TEXTS = ("A short one.", "", "A somewhat longer sample text, with punctuation, numbers like 42 and an Ümlaut.")
 _SAMPLE_IMAGES = 4
-#: The dtype kinds of ``classes_`` an export can store as JSON (bool, int, unsigned, float, str).
-EXPORTABLE_LABEL_KINDS = "biufU"
+#: The dtype kinds of ``classes_`` an export can store as JSON (bool, int, unsigned, float, str; object arrays
+#: of those, as pandas gives).
+EXPORTABLE_LABEL_KINDS = "biufUO"
 
 
 def import_onnxruntime():

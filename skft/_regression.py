@@ -32,6 +32,8 @@ class FineTunedRegressor(RegressorMixin, FineTunedEstimatorBase):
         1 when ``y`` was 1-D in ``fit`` (predictions are then 1-D).
     n_targets_ : int
         Columns of ``y``.
+    n_samples_fit_ : int
+        Training samples, before any validation split.
     {attributes}
 
     See Also
@@ -56,7 +58,9 @@ class FineTunedRegressor(RegressorMixin, FineTunedEstimatorBase):
         "target_scale_",
         "n_targets_",
         "target_ndim_",
+        "n_samples_fit_",
     )
+    _older_files_fitted = {"n_samples_fit_": None}
 
     def _encode_targets(self, y):
         y = np.asarray(y)
@@ -74,6 +78,7 @@ class FineTunedRegressor(RegressorMixin, FineTunedEstimatorBase):
             scale = y2d.std(axis=0)
             self.target_scale_ = np.where(scale > 0, scale, 1.0)
         self.n_targets_ = y2d.shape[1]
+        self.n_samples_fit_ = len(y2d)
         self.target_ndim_ = y.ndim
         return ((y2d - self.target_mean_) / self.target_scale_).astype(np.float32)
 

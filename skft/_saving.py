@@ -29,6 +29,7 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 from skorch.history import History
 
+from ._card import write_model_card
 from ._nn.assembly import select_blocks
 from ._nn.device import resolve_device
 from ._nn.lora import merge_adapters
@@ -64,7 +65,7 @@ class SavedAsModelFile:
     #: Fitted attributes added since files were first written, with the value a file without them means.
     _older_files_fitted = {}
 
-    def save(self, path, *, full=False):
+    def save(self, path, *, full=False, card=False):
         """Save the fitted estimator to one file that loading can never run code from.
 
         The file is a safetensors file: the network's weights as tensors, and in its metadata, as JSON,
@@ -86,6 +87,13 @@ class SavedAsModelFile:
             Where to write, e.g. ``"model.skft"``.
         full : bool, default=False
             Store every tensor of the network, so that loading needs no pretrained weights.
+        card : bool or dict, default=False
+            Also write a model card beside the file (``model.skft`` -> ``model.md``, Hugging Face's
+            format: YAML front matter, then Markdown; with matplotlib, the learning curves as a
+            PNG beside it). A dict writes it with more: ``{"evaluation": (X, y)}``, held-out data
+            the card scores the model on (with a confusion matrix for a classifier), and
+            ``{"scores": {"5-fold CV accuracy": 0.93}}``, scores known from elsewhere. Needs
+            huggingface_hub (``pip install 'skft[card]'``).
 
         Returns
         -------
@@ -119,6 +127,15 @@ class SavedAsModelFile:
             tensors = {key: tensors[key] for key in _stored_tensor_names(network, unchanged)}
             document["pretrained"] = {"digest": module_digest(pretrained)}
         write_model_file(path, tensors, document)
+        if card is not False:
+            if card is not True and not (isinstance(card, dict) and set(card) <= {"evaluation", "scores"}):
+                raise ValueError(
+                    f"card must be True, False or a dict with keys 'evaluation' and/or 'scores'. Got {card!r}."
+                )
+            digest = document.get("pretrained", {}).get("digest")
+            if digest is None and self.weights is not None:
+                digest = module_digest(_pretrained_blocks(self))
+            write_model_card(self, path, weights_digest=digest, **({} if card is True else card))
         return self
 
     @classmethod

@@ -22,7 +22,7 @@ LAYERS = [
     ("_nn", "callbacks"),
     ("_images", "_text", "_modality"),
     ("_cache",),
-    ("_base", "_clone", "_defaults", "_saving", "_targets", "_parameter_docs", "_multilabel", "_onnx_export"),
+    ("_base", "_clone", "_defaults", "_saving", "_targets", "_parameter_docs", "_multilabel", "_onnx_export", "_card"),
     ("_classification", "_regression", "_features", "_onnx_runtime"),
     ("_load", "_compare", "datasets", "plotting"),
     ("__init__",),

@@ -9,7 +9,7 @@ import skft
 from skft import FineTunedClassifier
 from skft._multilabel import tuned_thresholds
 
-from conftest import TINY, TINY_SIZE
+from conftest import TINY_SIZE, tiny_classifier
 
 
 def make_tagged_images(n, n_labels=3, seed=0):
@@ -31,8 +31,7 @@ def tagged():
 
 
 def classifier(**params):
-    defaults = dict(image_size=TINY_SIZE, max_epochs=4, batch_size=8, random_state=0, lr=1e-2, device="cpu")
-    return FineTunedClassifier(TINY, **{**defaults, **params})
+    return tiny_classifier(**{"max_epochs": 4, **params})
 
 
 @pytest.mark.parametrize("mode", ["feature_extraction", "repurpose", "full", "lora"])

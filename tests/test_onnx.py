@@ -14,14 +14,9 @@ pytest.importorskip("onnx")
 
 from skft import FineTunedClassifier, FineTunedRegressor, OnnxClassifier, OnnxRegressor
 
-from conftest import TINY, TINY_SIZE, make_images
+from conftest import TINY, make_images, tiny_classifier
 
 TOLERANCE = 1e-4
-
-
-def image_classifier(**params):
-    defaults = dict(image_size=TINY_SIZE, max_epochs=2, batch_size=8, random_state=0, lr=1e-2, device="cpu")
-    return FineTunedClassifier(TINY, **{**defaults, **params})
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +37,7 @@ def images():
 )
 def test_image_round_trip_in_every_mode(images, tmp_path, params):
     X, y = images
-    clf = image_classifier(**params).fit(X, y)
+    clf = tiny_classifier(**params).fit(X, y)
     path = tmp_path / "model.onnx"
     assert clf.export_onnx(path) is clf
     exported = OnnxClassifier(path)
@@ -52,16 +47,18 @@ def test_image_round_trip_in_every_mode(images, tmp_path, params):
     np.testing.assert_array_equal(exported.classes_, clf.classes_)
 
 
-def test_grey_images_are_repeated_to_rgb_as_skft_does(tmp_path):
+def test_grey_images_and_object_labels(tmp_path):
     X, y = make_images(16)
-    clf = image_classifier(mode="repurpose").fit(X, y)
+    clf = tiny_classifier(mode="repurpose").fit(X, np.array(["no", "yes"], dtype=object)[y])  # as pandas gives
     clf.export_onnx(tmp_path / "grey.onnx")
-    np.testing.assert_allclose(OnnxClassifier(tmp_path / "grey.onnx").predict_proba(X), clf.predict_proba(X), atol=1e-4)
+    exported = OnnxClassifier(tmp_path / "grey.onnx")
+    np.testing.assert_allclose(exported.predict_proba(X), clf.predict_proba(X), atol=1e-4)
+    np.testing.assert_array_equal(exported.predict(X), clf.predict(X))
 
 
 def test_an_onnx_classifier_in_a_pipeline_scores_as_the_original(images, tmp_path):
     X, y = images
-    clf = image_classifier(mode="repurpose").fit(X, y)
+    clf = tiny_classifier(mode="repurpose").fit(X, y)
     clf.export_onnx(tmp_path / "model.onnx")
     as_uint8 = FunctionTransformer(lambda images: np.asarray(images).astype(np.uint8))
     pipeline = make_pipeline(as_uint8, OnnxClassifier(tmp_path / "model.onnx")).fit(X, y)
@@ -73,7 +70,7 @@ def test_an_onnx_classifier_in_a_pipeline_scores_as_the_original(images, tmp_pat
 def test_multi_label_export_keeps_the_thresholds(tmp_path):
     X, labels = make_images(30, n_classes=3)
     Y = np.column_stack([labels == 0, labels != 0, labels == 2]).astype(int)
-    clf = image_classifier(mode="repurpose", threshold="auto", max_epochs=3).fit(X, Y)
+    clf = tiny_classifier(mode="repurpose", threshold="auto", max_epochs=3).fit(X, Y)
     clf.export_onnx(tmp_path / "tags.onnx")
     exported = OnnxClassifier(tmp_path / "tags.onnx")
     np.testing.assert_array_equal(exported.threshold_, clf.threshold_)
@@ -135,8 +132,8 @@ def test_the_documented_recipe_runs_a_text_export(bert_dir, texts, tmp_path):
 def test_export_errors_are_clear(images, tmp_path):
     X, y = images
     with pytest.raises(NotFittedError):
-        image_classifier().export_onnx(tmp_path / "model.onnx")
-    clf = image_classifier(mode="feature_extraction").fit(X, y)
+        tiny_classifier().export_onnx(tmp_path / "model.onnx")
+    clf = tiny_classifier(mode="feature_extraction").fit(X, y)
     with pytest.raises(FileNotFoundError, match="does not exist. Create it first"):
         clf.export_onnx(tmp_path / "missing" / "model.onnx")
     clf.predict_proba = lambda samples: np.full((len(samples), 3), 1 / 3)
@@ -147,7 +144,7 @@ def test_export_errors_are_clear(images, tmp_path):
 
 def test_onnx_classifier_refuses_what_the_graph_cannot_read(images, tmp_path):
     X, y = images
-    image_classifier(mode="feature_extraction").fit(X, y).export_onnx(tmp_path / "model.onnx")
+    tiny_classifier(mode="feature_extraction").fit(X, y).export_onnx(tmp_path / "model.onnx")
     exported = OnnxClassifier(tmp_path / "model.onnx")
     with pytest.raises(ValueError, match="16 x 16 pixels.*Resize them first"):
         exported.predict(np.zeros((2, 20, 20, 3), dtype=np.uint8))

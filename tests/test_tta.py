@@ -8,18 +8,13 @@ import skft
 from skft import FineTunedClassifier, FineTunedRegressor
 from skft._images.tta import augmented_copies
 
-from conftest import TINY, TINY_SIZE, make_images
-
-
-def classifier(**params):
-    defaults = dict(image_size=TINY_SIZE, max_epochs=2, batch_size=8, random_state=0, lr=1e-2, device="cpu")
-    return FineTunedClassifier(TINY, **{**defaults, **params})
+from conftest import TINY, TINY_SIZE, make_images, tiny_classifier
 
 
 @pytest.fixture(scope="module")
 def fitted():
     X, y = make_images(24, n_classes=3, channels=3)
-    return classifier(mode="repurpose").fit(X, y), X
+    return tiny_classifier(mode="repurpose").fit(X, y), X
 
 
 def test_flip_averages_the_probabilities_of_the_image_and_its_mirror(fitted):
@@ -57,9 +52,9 @@ def test_copies_are_the_images_first_and_differ_from_them():
 def test_fit_is_the_same_with_or_without_tta():
     X, y = make_images(24, n_classes=3)
     skft.clear_cache()
-    plain = classifier(mode="repurpose").fit(X, y)
+    plain = tiny_classifier(mode="repurpose").fit(X, y)
     skft.clear_cache()
-    with_tta = classifier(mode="repurpose", tta=3).fit(X, y)
+    with_tta = tiny_classifier(mode="repurpose", tta=3).fit(X, y)
     for name, value in plain.net_.module_.state_dict().items():
         torch.testing.assert_close(with_tta.net_.module_.state_dict()[name], value, atol=0, rtol=0)
     assert plain.history_[-1]["train_loss"] == with_tta.history_[-1]["train_loss"]
@@ -87,7 +82,7 @@ def test_tta_with_texts_is_refused(bert_dir, texts, Estimator):
 def test_bad_tta_values_are_named(tta):
     X, y = make_images(8)
     with pytest.raises((ValueError, TypeError), match="tta"):
-        classifier(tta=tta).fit(X, y)
+        tiny_classifier(tta=tta).fit(X, y)
 
 
 def test_export_onnx_refuses_tta(fitted, tmp_path):
