@@ -6,6 +6,7 @@ from ._compare import compare_modes
 from ._features import BackboneFeatures
 from ._images.folders import load_image_folder
 from ._load import load
+from ._onnx_runtime import OnnxClassifier, OnnxRegressor
 from ._regression import FineTunedRegressor
 from .backbones import describe_backbone, list_backbones, register_backbone
 
@@ -15,6 +16,8 @@ __all__ = [
     "BackboneFeatures",
     "FineTunedClassifier",
     "FineTunedRegressor",
+    "OnnxClassifier",
+    "OnnxRegressor",
     "__version__",
     "cache_info",
     "clear_cache",

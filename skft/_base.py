@@ -25,6 +25,7 @@ from ._defaults import AUTO, resolve_lr, resolve_max_epochs, resolve_trainable_l
 from ._fit_length import count_training_steps, warn_if_loss_barely_moved
 from ._images.augment import augmentation_enabled, training_collate
 from ._images.source import at_image_size
+from ._images.tta import FLIP, augmented_copies, check_tta
 from ._modality import check_modality_params, check_samples, set_input_tags
 from ._nn.accelerate import ACCELERATE, AcceleratedNet, accelerated_device, make_accelerator
 from ._nn.assembly import MODES, build_network, count_frozen_blocks
@@ -43,6 +44,7 @@ from ._nn.precision import PRECISIONS, check_precision
 from ._nn.pretrained_base import base_digests
 from ._nn.regularizers import L2SPPenalty, block_drift, snapshot_trainable
 from ._nn.seeding import FitGenerators, seeded_global_generator
+from ._onnx_export import write_onnx
 from ._saving import SavedAsModelFile
 from ._targets import check_sample_weight
 from ._text import TextCollate, tokenized_texts
@@ -95,6 +97,7 @@ class FineTunedEstimatorBase(
         "lora_rank": [Interval(Integral, 1, None, closed="left")],
         "lora_alpha": [Interval(Real, 0, None, closed="neither"), None],
         "lora_dropout": [Interval(Real, 0, 1, closed="left")],
+        "tta": [StrOptions({FLIP}), Interval(Integral, 2, None, closed="left"), None],
     }
 
     def __init__(
@@ -135,6 +138,7 @@ class FineTunedEstimatorBase(
         lora_rank=8,
         lora_alpha=None,
         lora_dropout=0.0,
+        tta=None,
     ):
         self.backbone = backbone
         self.weights = weights
@@ -171,6 +175,7 @@ class FineTunedEstimatorBase(
         self.lora_rank = lora_rank
         self.lora_alpha = lora_alpha
         self.lora_dropout = lora_dropout
+        self.tta = tta
 
     # -- hooks for subclasses -------------------------------------------------------------
 
@@ -197,6 +202,13 @@ class FineTunedEstimatorBase(
     def _stratify(self, targets):
         """Labels to stratify the early-stopping split on, or None."""
         return None
+
+    def _holds_out_validation(self):
+        """Whether ``fit`` holds out ``validation_fraction`` of the data (early stopping needs it)."""
+        return self.early_stopping
+
+    def _learn_from_validation(self, net, valid_dataset):
+        """Set what the held-out split decides once training ends (multi-label thresholds); nothing by default."""
 
     def _target_weights(self, targets):
         """Per-sample weights implied by the targets (class weights); ones by default."""
@@ -241,6 +253,7 @@ class FineTunedEstimatorBase(
         modality = backbone_modality(self.backbone)
         self._check_mode(modality)
         check_modality_params(self, modality, self.backbone)
+        check_tta(self.tta, modality, type(self).__name__)
         samples = check_samples(X, modality, self.backbone)
         targets = self._encode_targets(y)
         if len(targets) != len(samples):
@@ -293,7 +306,11 @@ class FineTunedEstimatorBase(
                 interrupted = fit_reporting_interrupt(net, _take(inputs, train), packed[train])
                 if network.batchnorm_trains and not interrupted:
                     precise_batchnorm(network, _batches(net, _take(inputs, train), packed[train], device))
-        self._finish_training(network, starting_values)
+                self._finish_training(network, starting_values)
+                if valid_dataset is not None and not interrupted:
+                    # After _finish_training: what is learnt from the validation split (thresholds) fits the
+                    # weights the estimator keeps.
+                    self._learn_from_validation(net, valid_dataset)
         # Adapters are added into the weights: prediction runs the plain layers.
         merge_adapters(network)
         if torch.device(device).type == "cpu":
@@ -502,7 +519,7 @@ class FineTunedEstimatorBase(
     def _split_validation(self, packed, seed):
         """Training and early-stopping indices (``validation_fraction``, stratified for classifiers)."""
         indices = np.arange(len(packed))
-        if not self.early_stopping:
+        if not self._holds_out_validation():
             return indices, None
         stratify = self._stratify(packed)
         try:
@@ -644,18 +661,77 @@ class FineTunedEstimatorBase(
             callbacks.append(("lr_schedule", schedule_callback(self.lr_schedule, total_steps)))
         return callbacks
 
+    # -- export ------------------------------------------------------------------------------
+
+    def export_onnx(self, path):
+        """Write the fitted prediction path as an ONNX graph, after checking it against this estimator.
+
+        The graph takes images as uint8 pixels ``(batch, image_size_, image_size_, 3)`` (RGB,
+        channels last; resize them to ``image_size_`` first, the normalisation is in the graph), or
+        texts as ``input_ids`` and ``attention_mask`` ``(batch, sequence)`` from the backbone's
+        tokenizer, whose files are written in the same folder. It returns ``probabilities``
+        (classifiers, as ``predict_proba``) or ``predictions`` (regressors, always 2-D). The batch
+        size is dynamic. Every mode exports (``mode="lora"`` with its adapters merged); load the file
+        with :class:`skft.OnnxClassifier` or :class:`skft.OnnxRegressor`, which need only
+        onnxruntime and numpy. Needs the ``onnx`` extra (``pip install 'skft[onnx]'``).
+
+        Parameters
+        ----------
+        path : str or path-like
+            The ``.onnx`` file to write; its folder must exist. For a text backbone, export each
+            model to a folder of its own (the tokenizer files have fixed names).
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            Before ``fit``.
+        FileNotFoundError
+            When the folder of ``path`` does not exist.
+        ValueError
+            When onnxruntime's outputs on a sample batch differ from ``predict_proba`` (or
+            ``predict``) by more than 1e-4; the message gives the largest difference and nothing
+            is written.
+        """
+        check_is_fitted(self)
+        if self.tta is not None:
+            raise ValueError(
+                f"export_onnx writes the network without test-time augmentation, but tta={self.tta!r} averages "
+                "predictions over augmented copies, so the graph would not predict as this estimator. Export with "
+                "est.set_params(tta=None) (prediction only: no refit needed)."
+            )
+        write_onnx(self, path, *self._onnx_output())
+        return self
+
+    def _onnx_output(self):
+        """``(output module, output name, metadata, reference)`` for :func:`skft._onnx_export.write_onnx`."""
+        raise NotImplementedError
+
     # -- prediction ------------------------------------------------------------------------
 
-    def _network_outputs(self, X):
-        """Raw network outputs (logits or standardised values) for images or texts ``X`` as a numpy array."""
+    def _network_outputs(self, X, transform=None):
+        """``transform`` (e.g. a softmax; None: none) of the network's outputs for ``X``, as a numpy array.
+
+        The outputs are logits or standardised values; with ``tta`` the transformed outputs of the
+        images and of each augmented copy of them, averaged.
+        """
         check_is_fitted(self)
         network = self.net_.module_
         samples = check_samples(X, network.modality, self.backbone, self.image_size_)
         # The key is computed again from the network as it is now, so a fitted network edited in place
         # since its fit never reads, or writes, the entries of what it was.
         key = None if self.prefix_key_ is None else self._prefix_key(network)
-        inputs = self._network_inputs(network, samples, str(self.net_.device), key)
-        return self.net_.forward(inputs, training=False).numpy()
+        transform = transform or (lambda outputs: outputs)
+        outputs = [
+            transform(
+                self.net_.forward(self._network_inputs(network, copy, str(self.net_.device), key), training=False)
+            )
+            for copy in augmented_copies(samples, getattr(self, "tta", None), self.image_size_)
+        ]
+        return (outputs[0] if len(outputs) == 1 else sum(outputs) / len(outputs)).numpy()
 
 
 def _callback_objects(callbacks):

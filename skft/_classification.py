@@ -16,13 +16,21 @@ from torch.utils.data import DataLoader
 
 from ._base import FineTunedEstimatorBase, _take
 from ._defaults import AUTO, prompt_start_lr
+from ._multilabel import (
+    DEFAULT_THRESHOLD,
+    check_indicator_matrix,
+    is_indicator_matrix,
+    tuned_thresholds,
+    weighted_f1_samples,
+)
 from ._nn.calibration import fit_scale_and_bias
 from ._nn.distinct_prompts import check_distinct_prompts, colliding_prompts
-from ._nn.losses import WeightedCrossEntropy
+from ._nn.losses import WeightedBinaryCrossEntropy, WeightedCrossEntropy
 from ._nn.pairs import train_on_pairs
 from ._nn.prompt_ensembles import ensembled_class_embeddings, prompt_templates
 from ._nn.prompting import PromptHead, UnitNormalize, class_prompt_texts, head_from_prompts, pooled_embeddings
 from ._nn.weight_ensembling import interpolate_towards_start, snapshot_head
+from ._onnx_export import EXPORTABLE_LABEL_KINDS
 from ._parameter_docs import document_shared
 from ._targets import check_no_missing_targets
 from ._text import pad_token_ids, tokenized_texts
@@ -92,14 +100,25 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         started from the prompts (``head_init_ == "prompt"``): the mixture with a random head is no
         model. ``drift_`` is measured after the interpolation (it scales by ``wise_alpha``).
         BatchNorm statistics are the fine-tuned ones.
+    threshold : float in (0, 1) or "auto", default=0.5
+        Multi-label ``y`` only: a label is predicted when its probability reaches this value.
+        ``"auto"`` chooses one threshold per label, the one that maximises the label's F1 score on
+        a held-out ``validation_fraction`` of the training data (held out even without
+        ``early_stopping``; a label without positives there keeps 0.5).
 
     Attributes
     ----------
     classes_ : ndarray
-        The labels seen in ``fit``.
+        The labels seen in ``fit``; for a multi-label indicator ``y``, ``arange(n_labels)``.
     head_init_ : str
         How the head started: ``"random"``, ``"prompt"`` (``head_init``), or ``"zero-shot"``
         (``mode="prompt"``).
+    threshold_ : ndarray of shape (n_labels,) or None
+        The per-label thresholds of ``predict`` for a multi-label ``y``; None for single-label ``y``.
+    class_count_ : ndarray of shape (n_classes,)
+        Training samples per class (per label for multi-label ``y``), before any validation split.
+    n_samples_fit_ : int
+        Training samples, before any validation split.
     {attributes}
 
     See Also
@@ -110,6 +129,12 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
 
     Notes
     -----
+    ``y`` may be a binary indicator matrix of shape (N, n_labels) (scikit-learn's multi-label
+    convention, e.g. from ``MultiLabelBinarizer``): the network then has one sigmoid output per
+    label trained with binary cross-entropy, ``predict_proba`` returns per-label probabilities of
+    shape (N, n_labels) (as ``MLPClassifier`` does) and ``predict`` an indicator matrix, so
+    ``cross_val_score(..., scoring="f1_samples")`` works. ``class_weight`` does not apply to it.
+
     Ctrl-C during ``fit`` keeps the weights and history reached so far (the estimator predicts with
     them) and then re-raises ``KeyboardInterrupt``, so a grid search stops instead of scoring a
     truncated fit. :meth:`save` and :func:`skft.load` store a fitted estimator in a safetensors
@@ -127,7 +152,13 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
     (2,)
     """
 
-    _saved_attributes = FineTunedEstimatorBase._saved_attributes + ("classes_",)
+    _saved_attributes = FineTunedEstimatorBase._saved_attributes + (
+        "classes_",
+        "threshold_",
+        "n_samples_fit_",
+        "class_count_",
+    )
+    _older_files_fitted = {"threshold_": None, "n_samples_fit_": None, "class_count_": None}
 
     _parameter_constraints = {
         **FineTunedEstimatorBase._parameter_constraints,
@@ -140,6 +171,7 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         "head_init": [StrOptions({"auto", "random", "prompt"})],
         "pair_steps": [Interval(Integral, 0, None, closed="left")],
         "wise_alpha": [Interval(Real, 0, 1, closed="both")],
+        "threshold": [Interval(Real, 0, 1, closed="neither"), StrOptions({"auto"})],
     }
 
     def __init__(
@@ -182,6 +214,7 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         lora_rank=8,
         lora_alpha=None,
         lora_dropout=0.0,
+        tta=None,
         prompt_template="{label}",
         label_prompts=None,
         prompt_tokens=0,
@@ -189,6 +222,7 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         head_init="auto",
         pair_steps=0,
         wise_alpha=1.0,
+        threshold=DEFAULT_THRESHOLD,
     ):
         super().__init__(
             backbone=backbone,
@@ -226,6 +260,7 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
             lora_rank=lora_rank,
             lora_alpha=lora_alpha,
             lora_dropout=lora_dropout,
+            tta=tta,
         )
         self.label_smoothing = label_smoothing
         self.class_weight = class_weight
@@ -236,6 +271,7 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         self.head_init = head_init
         self.pair_steps = pair_steps
         self.wise_alpha = wise_alpha
+        self.threshold = threshold
 
     def _check_prompt_params(self):
         templates = prompt_templates(self.prompt_template)
@@ -427,22 +463,38 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         if self.mode != "prompt":
             head_from_prompts(head, prompt_head)
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+    def _is_multilabel(self):
+        return getattr(self, "threshold_", None) is not None
+
     def _validation_scores(self):
+        if self._is_multilabel():
+            return [("valid_f1", EpochScoring(_weighted_f1_samples, lower_is_better=False, name="valid_f1"))]
         return [("valid_acc", EpochScoring(_weighted_accuracy, lower_is_better=False, name="valid_acc"))]
 
     def _encode_targets(self, y):
+        if is_indicator_matrix(y):
+            return self._encode_indicator_matrix(y)
+        if self.threshold != DEFAULT_THRESHOLD:
+            raise ValueError(
+                f"threshold={self.threshold!r} applies to multi-label y (a binary indicator matrix), but y is "
+                f"{np.ndim(y)}-D single-label targets. Leave threshold at {DEFAULT_THRESHOLD}, or pass y as an "
+                "indicator matrix (sklearn.preprocessing.MultiLabelBinarizer makes one)."
+            )
         y = column_or_1d(y, warn=True)
         check_no_missing_targets(y)
         check_classification_targets(y)
         classes, codes = np.unique(y, return_inverse=True)
-        if self._continues_previous_fit() and not np.array_equal(classes, self.classes_):
-            raise ValueError(
-                f"warm_start=True continues the previous fit, which learned classes {self.classes_.tolist()}, but y "
-                f"has classes {classes.tolist()}. Pass y with the same classes, or warm_start=False to start again "
-                "from the pretrained weights."
-            )
+        self._check_same_classes(classes)
         self.classes_ = classes
         self._fewest_examples_per_class = int(np.bincount(codes).min())
+        self.threshold_ = None
+        self.class_count_ = np.bincount(codes, minlength=len(classes))
+        self.n_samples_fit_ = len(codes)
         if len(self.classes_) < 2:
             raise ValueError(
                 f"y has a single class ({self.classes_[0]!r}); a classifier needs at least 2. Pass labels of two or "
@@ -450,15 +502,55 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
             )
         return codes.reshape(-1, 1).astype(np.float32)
 
+    def _encode_indicator_matrix(self, y):
+        """Multi-label targets: check ``y`` and the parameters, set ``classes_`` and ``threshold_``."""
+        indicator = check_indicator_matrix(y)
+        if self.class_weight is not None:
+            raise ValueError(
+                f"class_weight={self.class_weight!r} weighs samples by their one class, but y is a multi-label "
+                "indicator matrix. Pass class_weight=None, or weigh samples with sample_weight."
+            )
+        if self.threshold == "auto" and self._trains_nothing():
+            raise ValueError(
+                "threshold='auto' chooses thresholds on a split held out from training, but mode='prompt' with "
+                "prompt_tokens=0 trains nothing. Pass a number as threshold, or prompt_tokens > 0."
+            )
+        classes = np.arange(indicator.shape[1])
+        self._check_same_classes(classes)
+        self.classes_ = classes
+        fixed = DEFAULT_THRESHOLD if self.threshold == "auto" else self.threshold
+        self.threshold_ = np.full(len(classes), float(fixed))
+        self.class_count_ = indicator.sum(axis=0).astype(int)
+        self.n_samples_fit_ = len(indicator)
+        return indicator
+
+    def _check_same_classes(self, classes):
+        if self._continues_previous_fit() and not np.array_equal(classes, self.classes_):
+            raise ValueError(
+                f"warm_start=True continues the previous fit, which learned classes {self.classes_.tolist()}, but y "
+                f"has classes {classes.tolist()}. Pass y with the same classes, or warm_start=False to start again "
+                "from the pretrained weights."
+            )
+
+    def _holds_out_validation(self):
+        return super()._holds_out_validation() or (self._is_multilabel() and self.threshold == "auto")
+
+    def _learn_from_validation(self, net, valid_dataset):
+        if self._is_multilabel() and self.threshold == "auto":
+            probabilities = torch.sigmoid(net.forward(valid_dataset.X, training=False).double()).numpy()
+            self.threshold_ = tuned_thresholds(probabilities, valid_dataset.y[:, :-1].numpy())
+
     def _n_outputs(self):
         return len(self.classes_)
 
     def _make_criterion(self, penalty):
+        if self._is_multilabel():
+            return WeightedBinaryCrossEntropy(self.label_smoothing, penalty)
         return WeightedCrossEntropy(self.label_smoothing, penalty)
 
     def _target_weights(self, targets):
         codes = targets[:, 0].astype(int)
-        if self.class_weight is None:
+        if self.class_weight is None or self._is_multilabel():
             return np.ones(len(codes), dtype=np.float32)
         if self.class_weight == "balanced":
             return compute_sample_weight("balanced", codes).astype(np.float32)
@@ -471,7 +563,23 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         return per_class[codes]
 
     def _stratify(self, targets):
-        return targets[:, 0].numpy()
+        return None if self._is_multilabel() else targets[:, 0].numpy()
+
+    def _onnx_output(self):
+        plain = all(isinstance(label, (str, bool, int, float, np.generic)) for label in self.classes_.tolist())
+        if self.classes_.dtype.kind not in EXPORTABLE_LABEL_KINDS or not plain:
+            raise ValueError(
+                f"export_onnx stores the classes as plain values, but classes_ has dtype {self.classes_.dtype} "
+                f"({self.classes_[:3].tolist()}...). Fit with labels that are str, int, float or bool."
+            )
+        metadata = {
+            "estimator": "classifier",
+            "classes": self.classes_.tolist(),
+            "classes_dtype": self.classes_.dtype.str,
+            "threshold": None if self.threshold_ is None else self.threshold_.tolist(),
+        }
+        output = torch.nn.Sigmoid() if self._is_multilabel() else torch.nn.Softmax(dim=1)
+        return output, "probabilities", metadata, self.predict_proba
 
     def predict_proba(self, X):
         """Class probabilities for images ``X``.
@@ -483,10 +591,12 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         Returns
         -------
         ndarray of shape (N, n_classes)
-            Rows sum to 1; columns follow ``classes_``.
+            Rows sum to 1; columns follow ``classes_``. For multi-label ``y``: each label's own
+            probability (sigmoid), rows need not sum to 1.
         """
-        logits = torch.from_numpy(self._network_outputs(X))
-        return torch.softmax(logits.double(), dim=1).numpy()
+        if self._is_multilabel():
+            return self._network_outputs(X, lambda logits: torch.sigmoid(logits.double()))
+        return self._network_outputs(X, lambda logits: torch.softmax(logits.double(), dim=1))
 
     def predict(self, X):
         """Predict labels for images ``X``.
@@ -497,9 +607,14 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
 
         Returns
         -------
-        ndarray of shape (N,)
-            Labels from ``classes_``.
+        ndarray of shape (N,) or (N, n_labels)
+            Labels from ``classes_``; for multi-label ``y`` an indicator matrix (1 where a label's
+            probability reaches its ``threshold_``).
         """
+        if self._is_multilabel():
+            return (self.predict_proba(X) >= self.threshold_).astype(int)
+        if getattr(self, "tta", None) is not None:
+            return self.classes_[self.predict_proba(X).argmax(axis=1)]
         logits = self._network_outputs(X)
         return self.classes_[logits.argmax(axis=1)]
 
@@ -509,3 +624,8 @@ def _weighted_accuracy(net, X, packed_targets):
     packed = np.asarray(packed_targets)
     predicted = np.asarray(net.predict(X)).argmax(axis=1)
     return float(np.average(predicted == packed[:, 0], weights=packed[:, -1]))
+
+
+def _weighted_f1_samples(net, X, packed_targets):
+    """``f1_samples`` of ``net`` on ``X`` at thresholds 0.5 (logits above 0), weighted like the loss."""
+    return weighted_f1_samples((np.asarray(net.predict(X)) > 0).astype(int), packed_targets)

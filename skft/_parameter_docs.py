@@ -137,6 +137,12 @@ SHARED_PARAMETERS = """\
         ``2 * lora_rank`` (the value used is ``lora_alpha_``).
     lora_dropout : float in [0, 1), default=0.0
         With ``mode="lora"``: dropout on the adapters' input while training.
+    tta : None, "flip" or int >= 2, default=None
+        Test-time augmentation (images only): predictions (probabilities for a classifier) are
+        averaged over the image and its mirror image (``"flip"``), or over the image and ``tta - 1``
+        copies cropped and flipped as ``augment=True`` does, each image's draws seeded by its
+        content. Only prediction changes: ``fit`` and its cached activations never see the copies.
+        Costs ``2`` or ``tta`` forward passes per image (docs/modes.md has the measurements).
 """
 
 #: The Attributes entries every fitted fine-tuning estimator has.

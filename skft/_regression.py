@@ -6,6 +6,7 @@ from sklearn.utils.validation import check_array
 
 from ._base import FineTunedEstimatorBase
 from ._nn.losses import WeightedSquaredError
+from ._onnx_export import Rescale
 from ._parameter_docs import document_shared
 from ._targets import check_no_missing_targets
 
@@ -32,6 +33,8 @@ class FineTunedRegressor(RegressorMixin, FineTunedEstimatorBase):
         1 when ``y`` was 1-D in ``fit`` (predictions are then 1-D).
     n_targets_ : int
         Columns of ``y``.
+    n_samples_fit_ : int
+        Training samples, before any validation split.
     {attributes}
 
     See Also
@@ -56,7 +59,9 @@ class FineTunedRegressor(RegressorMixin, FineTunedEstimatorBase):
         "target_scale_",
         "n_targets_",
         "target_ndim_",
+        "n_samples_fit_",
     )
+    _older_files_fitted = {"n_samples_fit_": None}
 
     def _encode_targets(self, y):
         y = np.asarray(y)
@@ -70,6 +75,7 @@ class FineTunedRegressor(RegressorMixin, FineTunedEstimatorBase):
                     "pretrained weights."
                 )
         self.n_targets_ = y2d.shape[1]
+        self.n_samples_fit_ = len(y2d)
         self.target_ndim_ = y.ndim
         return y2d
 
@@ -86,6 +92,11 @@ class FineTunedRegressor(RegressorMixin, FineTunedEstimatorBase):
 
     def _make_criterion(self, penalty):
         return WeightedSquaredError(penalty)
+
+    def _onnx_output(self):
+        metadata = {"estimator": "regressor", "target_ndim": self.target_ndim_}
+        output = Rescale(self.target_scale_, self.target_mean_)
+        return output, "predictions", metadata, self.predict
 
     def predict(self, X):
         """Predict targets for images ``X``.

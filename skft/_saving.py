@@ -26,11 +26,14 @@ tokenizer from the backbone's package or directory, as ``fit`` did, and refuses 
 tokenizer identity differs from the one found there.
 """
 
+import hashlib
+import json
 from numbers import Integral
 
 from sklearn.utils.validation import check_is_fitted
 from skorch.history import History
 
+from ._card import write_model_card
 from ._file_sizes import check_sizes_against_tensors
 from ._nn.device import resolve_device
 from ._nn.lora import as_plain_layers, merge_adapters, peft_available
@@ -64,8 +67,10 @@ class SavedAsModelFile:
 
     #: Fitted attributes stored besides the network's tensors and ``history_``.
     _saved_attributes = ("image_size_", "backbone_name_", "block_names_", "n_frozen_blocks_", "drift_")
+    #: Fitted attributes added since files were first written, with the value a file without them means.
+    _older_files_fitted = {}
 
-    def save(self, path, *, full=False):
+    def save(self, path, *, full=False, card=False):
         """Save the fitted estimator to one file that loading can never run code from.
 
         The file is a safetensors file: the network's weights as tensors, and in its metadata, as JSON,
@@ -90,6 +95,13 @@ class SavedAsModelFile:
             Where to write, e.g. ``"model.skft"``.
         full : bool, default=False
             Store every tensor of the network, so that loading needs no pretrained weights.
+        card : bool or dict, default=False
+            Also write a model card beside the file (``model.skft`` -> ``model.md``, Hugging Face's
+            format: YAML front matter, then Markdown; with matplotlib, the learning curves as a
+            PNG beside it). A dict writes it with more: ``{"evaluation": (X, y)}``, held-out data
+            the card scores the model on (with a confusion matrix for a classifier), and
+            ``{"scores": {"5-fold CV accuracy": 0.93}}``, scores known from elsewhere. Needs
+            huggingface_hub (``pip install 'skft[card]'``).
 
         Returns
         -------
@@ -127,6 +139,12 @@ class SavedAsModelFile:
             tensors = {key: tensors[key] for key in _stored_tensor_names(network, kept)}
             document["pretrained"] = {"blocks": kept}
         write_model_file(path, tensors, document)
+        if card is not False:
+            if card is not True and not (isinstance(card, dict) and set(card) <= {"evaluation", "scores"}):
+                raise ValueError(
+                    f"card must be True, False or a dict with keys 'evaluation' and/or 'scores'. Got {card!r}."
+                )
+            write_model_card(self, path, weights_digest=_base_digest(document), **({} if card is True else card))
         return self
 
     @classmethod
@@ -152,7 +170,8 @@ class SavedAsModelFile:
             params = {key: from_json(value) for key, value in document["params"].items()}
             estimator = cls(**{**params, **RESET_AT_LOAD})
             estimator._validate_params()
-            saved = {key: from_json(document["fitted"][key]) for key in cls._saved_attributes}
+            fitted = {**cls._older_files_fitted, **document["fitted"]}
+            saved = {key: from_json(fitted[key]) for key in cls._saved_attributes}
             vars(estimator).update(saved)
             preprocessing = document["preprocessing"]
             text = "tokenizer_digest" in preprocessing
@@ -331,3 +350,11 @@ def _check_sizes(estimator, path):
                 f"model file {path!r} sets {field}={value!r}; skft loads models with {field} from 1 to {limit}. "
                 "The file is damaged or was crafted; save the model again."
             )
+
+
+def _base_digest(document):
+    """One digest of the pretrained base a changes-only file leaves out (its per-block digests), or None."""
+    blocks = document.get("pretrained", {}).get("blocks")
+    if not blocks:
+        return None
+    return hashlib.blake2b(json.dumps(blocks, sort_keys=True).encode(), digest_size=16).hexdigest()

@@ -81,3 +81,11 @@ def texts():
     from text_fixtures import make_texts
 
     return make_texts(32)
+
+
+def tiny_classifier(**params):
+    """A FineTunedClassifier on the tiny backbone, seeded, on the CPU, fast (``params`` override the defaults)."""
+    from skft import FineTunedClassifier
+
+    defaults = dict(image_size=TINY_SIZE, max_epochs=2, batch_size=8, random_state=0, lr=1e-2, device="cpu")
+    return FineTunedClassifier(TINY, **{**defaults, **params})

@@ -114,6 +114,7 @@ def test_fit_prints_the_search_table_and_saves_the_best_model(capsys, folders, m
     assert header.split() == ["lr", "mean_test_score", "std_test_score", "mean_fit_time", "rank_test_score"]
     assert {row.split()[0] for row in rows} == {"0.01", "0.03"}
     assert "best parameters: {'lr':" in out and (folders / "again.joblib").is_file()
+    assert "2-fold CV accuracy" in (folders / "again.md").read_text()  # the model card, written by default
 
 
 def test_predict_writes_csv_for_files_and_folders(capsys, folders, model):

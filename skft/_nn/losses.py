@@ -58,3 +58,22 @@ class WeightedSquaredError(WeightedLoss):
 
     def per_sample(self, outputs, targets):
         return ((outputs - targets) ** 2).mean(dim=1)
+
+
+class WeightedBinaryCrossEntropy(WeightedLoss):
+    """Binary cross-entropy on logits averaged over labels, one value per sample (multi-label targets).
+
+    Parameters
+    ----------
+    label_smoothing : float
+        Moves each 0/1 target this share of the way towards 0.5.
+    penalty : nn.Module, optional
+    """
+
+    def __init__(self, label_smoothing=0.0, penalty=None):
+        super().__init__(penalty)
+        self.label_smoothing = label_smoothing
+
+    def per_sample(self, outputs, targets):
+        smoothed = targets * (1 - self.label_smoothing) + self.label_smoothing / 2
+        return F.binary_cross_entropy_with_logits(outputs, smoothed, reduction="none").mean(dim=1)

@@ -182,10 +182,10 @@ def _images_directly_in(folder):
 # -- saving and loading models ---------------------------------------------------------------------
 
 
-def _save_model(model, path):
-    """Save in skft's safe format (loading it never runs code), creating the folder if needed."""
+def _save_model(model, path, card=False):
+    """Save in skft's safe format (loading it never runs code), creating the folder if needed; ``card``: see save."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    model.save(path)
+    model.save(path, card=card)
 
 
 # -- the commands ------------------------------------------------------------------------------------
@@ -264,8 +264,11 @@ def _run_fit(args):
     print(search_table(search).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     chosen = f"best parameters: {search.best_params_}" if grid else "no --grid: the parameters as given"
     print(f"{chosen} ({args.cv}-fold CV accuracy {search.best_score_:.3f})")
-    _save_model(search.best_estimator_, args.output)
+    card = False if args.no_card else {"scores": {f"{args.cv}-fold CV accuracy": float(search.best_score_)}}
+    _save_model(search.best_estimator_, args.output, card)
     print(f"saved the best model, refitted on all {len(labels)} {modality}s, to {args.output}")
+    if card:
+        print(f"wrote its model card beside it: {Path(args.output).with_suffix('.md')}")
 
 
 def _training_data(args, modality):
@@ -447,6 +450,9 @@ def build_parser():
         ),
     )
     fit.add_argument("-o", "--output", required=True, metavar="MODEL", help="where to save the best model")
+    fit.add_argument(
+        "--no-card", action="store_true", help="do not write the model card (MODEL with .md) beside the model"
+    )
     fit.add_argument("--backbone", default="efficientnet_lite0", help="see `skft backbones` (default: %(default)s)")
     fit.add_argument("--mode", choices=MODES, default="repurpose", help="what trains (default: %(default)s)")
     fit.add_argument(
