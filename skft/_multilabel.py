@@ -31,6 +31,8 @@ def is_indicator_matrix(y):
     -------
     bool
     """
+    if np.ndim(y) != 2:
+        return False
     try:
         return type_of_target(y) == "multilabel-indicator"
     except ValueError:
