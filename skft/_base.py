@@ -279,7 +279,10 @@ class FineTunedEstimatorBase(
             # Before a continued fit copies the previous weights in: L2-SP and drift_ measure from the pretrained ones.
             starting_values = snapshot_trainable(network)
             # What a changes-only model file leaves out, as the fit starts (a continuation keeps the first fit's).
-            base = getattr(self, "_base_digests", None) if continues or self.weights is None else base_digests(network)
+            if continues:
+                base = getattr(self, "_base_digests", None)
+            else:
+                base = None if self.weights is None else base_digests(network)
             if continues:
                 continue_from(network, self.net_.module_)
                 if self.mode == "prompt":
@@ -708,7 +711,6 @@ class FineTunedEstimatorBase(
 
     def _onnx_output(self):
         """``(output module, output name, metadata, reference)`` for :func:`skft._onnx_export.write_onnx`."""
-        raise NotImplementedError
 
     # -- prediction ------------------------------------------------------------------------
 

@@ -331,8 +331,9 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
             return "zero-shot"
         if self.head_init == "random" or (self.head_init == "auto" and (network.modality != "text" or self.head)):
             return "random"
-        if self.head_init == "auto" and not self._class_prompts_describe_classes(network):
-            return "random"
+        self._check_prompt_params()
+        if self.head_init == "auto":  # a text backbone with head=()
+            return "prompt" if self._class_prompts_describe_classes(network) else "random"
         reads_prompts = network.modality == "text" or image_backbone_reads_prompts(self.backbone)
         if not reads_prompts or self.head:
             raise ValueError(
@@ -342,12 +343,10 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
                 f"{'' if reads_prompts else ' and has no text tower'} and head={self.head!r}. Use such a backbone "
                 "with head=(), or head_init='random'."
             )
-        self._check_prompt_params()
         return "prompt"
 
     def _class_prompts_describe_classes(self, network):
         """Whether every class has a prompt in words (a str label or a label prompt) that tokenises apart."""
-        self._check_prompt_params()
         label_prompts = self.label_prompts or {}
         if not all(isinstance(label, str) or label in label_prompts for label in self.classes_.tolist()):
             return False
@@ -359,9 +358,10 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
 
     def _resolved_lr(self):
         # A head that starts from the prompts, on small data: the blocks take small steps (skft._defaults).
-        fewest = getattr(self, "_fewest_examples_per_class", None)
-        if self.lr == AUTO and fewest is not None and getattr(self, "head_init_", None) == "prompt":
-            small = prompt_start_lr(self.backbone_name_, self.mode, fewest)
+        counts = getattr(self, "class_count_", None)
+        single_label = counts is not None and not self._is_multilabel()
+        if self.lr == AUTO and single_label and getattr(self, "head_init_", None) == "prompt":
+            small = prompt_start_lr(self.backbone_name_, self.mode, int(counts.min()))
             if small is not None:
                 return small
         return super()._resolved_lr()
@@ -491,7 +491,6 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         classes, codes = np.unique(y, return_inverse=True)
         self._check_same_classes(classes)
         self.classes_ = classes
-        self._fewest_examples_per_class = int(np.bincount(codes).min())
         self.threshold_ = None
         self.class_count_ = np.bincount(codes, minlength=len(classes))
         self.n_samples_fit_ = len(codes)
