@@ -15,12 +15,20 @@ the file's own length bounds), or else held to a stated bound:
   at most :data:`MAX_PROMPT_CHARS` characters (counted without formatting); format widths and
   precisions at most :data:`MAX_FORMAT_WIDTH`.
 
-``max_length``, ``image_size`` and ``batch_size`` are bounded elsewhere (the backbone's position
-embeddings; :data:`skft._saving.MAX_IMAGE_SIZE`, :data:`skft._saving.MAX_BATCH_SIZE`).
+- ``batch_size``, ``image_size`` and ``image_size_``: at most :data:`MAX_BATCH_SIZE` and
+  :data:`MAX_IMAGE_SIZE`, which size the batches of ``predict``.
+
+``max_length`` is bounded by the backbone's position embeddings.
 """
 
 import re
 import string
+from numbers import Integral
+
+#: The largest ``batch_size`` a model file may set.
+MAX_BATCH_SIZE = 4096
+#: The largest ``image_size`` or ``image_size_`` (pixels per side) a model file may set.
+MAX_IMAGE_SIZE = 2048
 
 #: The largest ``lora_rank`` a model file that stores no adapter matrix may set.
 MAX_LORA_RANK = 1024
@@ -33,8 +41,8 @@ _PROMPT_TOKENS = "backbone.prompt.tokens"
 _CLASS_EMBEDDINGS = "head.class_embeddings"
 
 
-def check_sizes_against_tensors(estimator, tensors, path):
-    """Refuse a file whose numbers would size a tensor or string other than the file's tensors say.
+def check_file_sizes(estimator, tensors, path):
+    """Refuse a file whose numbers would size a tensor or string beyond what its tensors or the bounds allow.
 
     Parameters
     ----------
@@ -48,8 +56,9 @@ def check_sizes_against_tensors(estimator, tensors, path):
     Raises
     ------
     ValueError
-        Naming the field and what the file's tensors give.
+        Naming the field and what the file's tensors (or the bound) give.
     """
+    _check_predict_sizes(estimator, path)
     if estimator.mode == "prompt":
         _check_prompt_sizes(estimator, tensors, path)
     else:
@@ -58,6 +67,18 @@ def check_sizes_against_tensors(estimator, tensors, path):
         ranks = {int(tensor.shape[0]) for name, tensor in tensors.items() if ".lora_A." in name}
         if ranks - {estimator.lora_rank} or (not ranks and not 1 <= estimator.lora_rank <= MAX_LORA_RANK):
             _refuse(path, "lora_rank", estimator.lora_rank, f"its adapter matrices have rank(s) {sorted(ranks)}")
+
+
+def _check_predict_sizes(estimator, path):
+    """Refuse numbers a file could use to exhaust memory at predict time."""
+    limits = (("batch_size", MAX_BATCH_SIZE), ("image_size", MAX_IMAGE_SIZE), ("image_size_", MAX_IMAGE_SIZE))
+    for field, limit in limits:
+        value = getattr(estimator, field)
+        if value is not None and not (isinstance(value, Integral) and 1 <= value <= limit):
+            raise ValueError(
+                f"model file {path!r} sets {field}={value!r}; skft loads models with {field} from 1 to {limit}. "
+                "The file is damaged or was crafted; save the model again."
+            )
 
 
 def _check_head(estimator, tensors, path):

@@ -13,8 +13,9 @@ Parameters are stored as plain values. What is not one (an ``nn.Module`` backbon
 A file is untrusted input: nothing read from it becomes a cache key or a path, and no number in it
 may exhaust the machine. Loading restores ``cache_dir`` as None (a file cannot choose where skft
 writes; set it again with ``set_params``), ``num_workers`` as 0, and refuses a ``batch_size`` above
-:data:`MAX_BATCH_SIZE` or an image size above :data:`MAX_IMAGE_SIZE`; the numbers that size tensors or
-strings are checked against the file's tensors before the rebuild (:mod:`skft._file_sizes`). A file
+:data:`skft._file_sizes.MAX_BATCH_SIZE` or an image size above :data:`skft._file_sizes.MAX_IMAGE_SIZE`;
+the numbers that size tensors or strings are checked against the file's tensors before the rebuild
+(:mod:`skft._file_sizes`). A file
 that stores only what its fit changed records per block the digest of the pretrained tensors it
 leaves out (:mod:`skft._nn.pretrained_base`); loading refuses it when they differ. The activation-cache key of a
 loaded model is computed from its rebuilt network, never read from the file (the ``prefix_key_``
@@ -28,13 +29,12 @@ tokenizer identity differs from the one found there.
 
 import hashlib
 import json
-from numbers import Integral
 
 from sklearn.utils.validation import check_is_fitted
 from skorch.history import History
 
 from ._card import write_model_card
-from ._file_sizes import check_sizes_against_tensors
+from ._file_sizes import check_file_sizes
 from ._nn.device import resolve_device
 from ._nn.lora import as_plain_layers, merge_adapters, peft_available
 from ._nn.model_file import from_json, history_to_json, plain_tensors, to_json, write_model_file
@@ -43,10 +43,8 @@ from ._nn.pretrained_base import differing_blocks, kept_base
 from ._nn.regularizers import snapshot_trainable
 from .backbones import PretrainedWeightsMissing, describe_mismatch, get_spec, weights_identity
 
-#: The largest ``batch_size`` a model file may set.
-MAX_BATCH_SIZE = 4096
-#: The largest ``image_size`` or ``image_size_`` (pixels per side) a model file may set.
-MAX_IMAGE_SIZE = 2048
+#: What ``save(path, card={...})`` may pass on to the model card.
+CARD_KEYS = frozenset({"evaluation", "scores"})
 #: Parameters a file cannot set: restored as these values.
 RESET_AT_LOAD = {"cache_dir": None, "num_workers": 0}
 
@@ -118,6 +116,10 @@ class SavedAsModelFile:
             such a file could never be loaded.
         """
         check_is_fitted(self)
+        if card is not True and card is not False and not (isinstance(card, dict) and set(card) <= CARD_KEYS):
+            raise ValueError(
+                f"card must be True, False or a dict with keys 'evaluation' and/or 'scores'. Got {card!r}."
+            )
         if "_saved_attributes" not in vars(type(self)):
             raise TypeError(
                 f"save supports skft's own estimators, not subclasses of them. Got {type(self).__qualname__}. Use "
@@ -140,10 +142,6 @@ class SavedAsModelFile:
             document["pretrained"] = {"blocks": kept}
         write_model_file(path, tensors, document)
         if card is not False:
-            if card is not True and not (isinstance(card, dict) and set(card) <= {"evaluation", "scores"}):
-                raise ValueError(
-                    f"card must be True, False or a dict with keys 'evaluation' and/or 'scores'. Got {card!r}."
-                )
             write_model_card(self, path, weights_digest=_base_digest(document), **({} if card is True else card))
         return self
 
@@ -181,8 +179,7 @@ class SavedAsModelFile:
                 f"model file {path!r} has damaged or foreign parameters ({type(error).__name__}: {error}). Save the "
                 "model again."
             ) from None
-        _check_sizes(estimator, path)
-        check_sizes_against_tensors(estimator, tensors, path)
+        check_file_sizes(estimator, tensors, path)
         pretrained = document.get("pretrained")
         recorded = None if pretrained is None else _recorded_base(pretrained, path)
         # A full file holds a LoRA model's weights with the adapters merged in: without peft, plain layers run it.
@@ -338,18 +335,6 @@ def _check_tokenizer(text_input, saved, backbone, path):
             f"here: the file has {saved}, the backbone's files give {found}. Load it where the backbone's tokenizer "
             "files are those it was saved with (the same package version or model directory)."
         )
-
-
-def _check_sizes(estimator, path):
-    """Refuse numbers a file could use to exhaust memory at predict time."""
-    limits = (("batch_size", MAX_BATCH_SIZE), ("image_size", MAX_IMAGE_SIZE), ("image_size_", MAX_IMAGE_SIZE))
-    for field, limit in limits:
-        value = getattr(estimator, field)
-        if value is not None and not (isinstance(value, Integral) and 1 <= value <= limit):
-            raise ValueError(
-                f"model file {path!r} sets {field}={value!r}; skft loads models with {field} from 1 to {limit}. "
-                "The file is damaged or was crafted; save the model again."
-            )
 
 
 def _base_digest(document):

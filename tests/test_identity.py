@@ -22,7 +22,7 @@ from torch import nn
 import skft
 from skft import FineTunedClassifier, FineTunedRegressor, cache_info, clear_cache, register_backbone
 from skft._cache import DiskStore, prefix_key
-from skft._saving import MAX_BATCH_SIZE, MAX_IMAGE_SIZE
+from skft._file_sizes import MAX_BATCH_SIZE, MAX_IMAGE_SIZE
 from skft.backbones import _registry, get_spec, registration_digest, weights_identity
 
 from conftest import TINY_SIZE, make_images
