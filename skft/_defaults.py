@@ -148,30 +148,45 @@ def resolve_max_epochs(max_epochs, n_train, batch_size):
     return max(AUTO_EPOCHS, -(-MIN_STEPS // steps_per_epoch))
 
 
-#: ``lr="auto"`` for a head that starts as the calibrated zero-shot classifier (``head_init``) with at
-#: most :data:`SMALL_DATA_PER_CLASS` examples in the rarest class: the head already classifies, so the
-#: blocks need only small steps; at the full rate they move away from what the prompts encode.
-#: Measured on MiniLM (``benchmarks/fewshot.py``; ``docs/defaults.md``, "Small data").
-PROMPT_START_LR = {"all-MiniLM-L6-v2": {"repurpose": 3e-5}}
+@dataclass(frozen=True)
+class PromptStartDefaults:
+    """What ``"auto"`` resolves to for a classifier whose head starts from the class prompts, on small data.
+
+    Parameters
+    ----------
+    lr : dict of str to float
+        Learning rate per mode (modes without a value keep :class:`BackboneDefaults`'s).
+    trainable_layers : int
+        Blocks that train with ``mode="repurpose"`` (capped at the blocks there are).
+    """
+
+    lr: dict
+    trainable_layers: int
+
+
+#: ``"auto"`` for a head that starts as the calibrated zero-shot classifier (``head_init``) with at most
+#: :data:`SMALL_DATA_PER_CLASS` examples in the rarest class. The head already classifies: every block
+#: may adapt, in small steps (at ``repurpose``'s usual rate the blocks move away from what the prompts
+#: encode). Measured on MiniLM (``benchmarks/fewshot.py``; ``docs/defaults.md``, "Small data").
+PROMPT_START = {"all-MiniLM-L6-v2": PromptStartDefaults(lr={"repurpose": 2e-5}, trainable_layers=6)}
 SMALL_DATA_PER_CLASS = 64
 
 
-def prompt_start_lr(backbone_name, mode, examples_per_class):
-    """The small-data learning rate of ``lr="auto"`` for a head started from the class prompts, or None.
+def prompt_start_defaults(backbone_name, examples_per_class):
+    """The small-data ``"auto"`` values for a head started from the class prompts, or None.
 
     Parameters
     ----------
     backbone_name : str
-    mode : str
     examples_per_class : int
         Training examples of the rarest class.
 
     Returns
     -------
-    float or None
-        None where :data:`PROMPT_START_LR` has no value, or the data is larger than
-        :data:`SMALL_DATA_PER_CLASS` per class: ``lr="auto"`` then resolves as usual.
+    PromptStartDefaults or None
+        None where :data:`PROMPT_START` has no row for the backbone, or the data is larger than
+        :data:`SMALL_DATA_PER_CLASS` per class: ``"auto"`` then resolves as usual.
     """
     if examples_per_class > SMALL_DATA_PER_CLASS:
         return None
-    return PROMPT_START_LR.get(backbone_name, {}).get(mode)
+    return PROMPT_START.get(backbone_name)

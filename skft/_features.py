@@ -142,7 +142,7 @@ class BackboneFeatures(
             resolved,
             image_size=self.image_size_,
             feature_layer=self.feature_layer,
-            n_frozen_for=lambda n_blocks: n_blocks,
+            n_frozen_for=lambda n_blocks, normalizer: n_blocks,
             head=(),
             n_outputs=None,
             dropout=0.0,

@@ -232,7 +232,12 @@ def _rebuild(estimator, normalisation, saved, path, read_weights, adapters):
     """The fitted network's architecture, built as ``fit`` built it (reading the pretrained weights or not)."""
     backbone = estimator.backbone
     try:
-        network = estimator._build_network(read_weights=read_weights, normalisation=normalisation, adapters=adapters)
+        network = estimator._build_network(
+            read_weights=read_weights,
+            normalisation=normalisation,
+            adapters=adapters,
+            n_frozen=saved["n_frozen_blocks_"],
+        )
     except (PretrainedWeightsMissing, FileNotFoundError) as error:
         raise ValueError(
             f"model file {path!r} stores only what its fit changed, so it needs the pretrained weights of backbone "

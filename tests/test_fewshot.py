@@ -13,7 +13,7 @@ pytest.importorskip("transformers")
 import skft
 from skft import FineTunedClassifier
 from skft._base import FineTunedEstimatorBase
-from skft._defaults import PROMPT_START_LR, prompt_start_lr, resolve_max_epochs
+from skft._defaults import PROMPT_START, PromptStartDefaults, prompt_start_defaults, resolve_max_epochs
 from skft._nn.pairs import sample_pairs
 
 PROMPTS = {0: "bad", 1: "good"}
@@ -162,18 +162,27 @@ def test_pair_steps_need_trainable_blocks(bert_dir, texts):
         classifier(bert_dir, mode="feature_extraction", pair_steps=2).fit(X, y)
 
 
-@pytest.mark.parametrize(
-    ("examples_per_class", "mode", "expected"),
-    [(8, "repurpose", 3e-5), (64, "repurpose", 3e-5), (65, "repurpose", None), (8, "full", None)],
-)
-def test_small_data_rate_for_a_head_started_from_the_prompts_resolves_as_documented(examples_per_class, mode, expected):
-    assert prompt_start_lr("all-MiniLM-L6-v2", mode, examples_per_class) == expected
-    assert prompt_start_lr("some other backbone", mode, examples_per_class) is None
+@pytest.mark.parametrize(("examples_per_class", "expected"), [(8, (2e-5, 6)), (64, (2e-5, 6)), (65, None)])
+def test_small_data_defaults_for_a_head_started_from_the_prompts_resolve_as_documented(examples_per_class, expected):
+    defaults = prompt_start_defaults("all-MiniLM-L6-v2", examples_per_class)
+    assert (defaults and (defaults.lr["repurpose"], defaults.trainable_layers)) == expected
+    assert defaults is None or "full" not in defaults.lr  # full keeps its own rate
+    assert prompt_start_defaults("some other backbone", examples_per_class) is None
 
 
-def test_small_data_rate_is_what_a_fit_reports(bert_dir, texts, monkeypatch):
+def test_small_data_defaults_are_what_a_fit_reports(bert_dir, texts, monkeypatch):
     X, y = texts
-    monkeypatch.setitem(PROMPT_START_LR, str(bert_dir), {"feature_extraction": 0.123})
-    assert classifier(bert_dir, mode="feature_extraction", lr="auto").fit(X, y).lr_ == 0.123
-    random_head = classifier(bert_dir, mode="feature_extraction", lr="auto", head_init="random").fit(X, y)
-    assert random_head.lr_ != 0.123
+    monkeypatch.setitem(PROMPT_START, str(bert_dir), PromptStartDefaults(lr={"repurpose": 0.123}, trainable_layers=99))
+    started = classifier(bert_dir, mode="repurpose", lr="auto").fit(X, y)
+    assert (started.head_init_, started.lr_) == ("prompt", 0.123)
+    every_block = len(started.block_names_)
+    assert started.trainable_layers_ == every_block  # capped at the blocks there are
+    for other in (dict(head_init="random"), dict(head=(4,))):  # no prompt head to keep close to
+        usual = classifier(bert_dir, mode="repurpose", lr="auto", **other).fit(X, y)
+        assert usual.lr_ != 0.123 and usual.trainable_layers_ == 2 < every_block
+    as_given = classifier(bert_dir, mode="repurpose", lr="auto", trainable_layers=1).fit(X, y)
+    assert (as_given.lr_, as_given.trainable_layers_) == (0.123, 1)
+    many = classifier(bert_dir, mode="repurpose", lr="auto").fit(X * 3, np.concatenate([y] * 3))  # 48 per class
+    assert many.trainable_layers_ == every_block
+    more = classifier(bert_dir, mode="repurpose", lr="auto").fit(X * 5, np.concatenate([y] * 5))  # 80 per class
+    assert more.lr_ != 0.123 and more.trainable_layers_ == 2

@@ -86,9 +86,12 @@ def test_loaded_model_reports_the_lr_its_fit_used_even_if_the_defaults_change(ti
     clf = FineTunedClassifier(**{**tiny_params, "lr": "auto"}).fit(X, y)
     clf.save(tmp_path / "model.skft")
     monkeypatch.setattr("skft._base.resolve_lr", lambda *args, **kwargs: 0.123)
+    # The blocks a file's fit froze, not what "auto" resolves to now.
+    monkeypatch.setattr("skft._base.resolve_trainable_layers", lambda *args, **kwargs: 0)
     loaded = skft.load(tmp_path / "model.skft")
     assert loaded.lr_ == clf.lr_ != 0.123
-    assert loaded.trainable_layers_ == clf.trainable_layers_
+    assert loaded.trainable_layers_ == clf.trainable_layers_ != 0
+    np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), atol=1e-6)
 
 
 @pytest.mark.parametrize("two_d", [False, True])
@@ -252,8 +255,20 @@ def test_missing_file(tmp_path):
         (lambda c: c["params"].update(head={"pickle": "gASV"}), "damaged or foreign"),
         (lambda c: c["fitted"].pop("classes_"), "damaged or foreign"),
         (lambda c: c.update(format="other"), "damaged skft metadata"),
+        (lambda c: c["fitted"].update(n_frozen_blocks_=99), "n_frozen_blocks_=99"),
+        (lambda c: c["fitted"].update(n_frozen_blocks_=True), "n_frozen_blocks_=True"),
     ],
-    ids=["estimator", "invalid-param", "unknown-param", "optimizer", "unknown-tag", "missing-attr", "format"],
+    ids=[
+        "estimator",
+        "invalid-param",
+        "unknown-param",
+        "optimizer",
+        "unknown-tag",
+        "missing-attr",
+        "format",
+        "frozen-blocks",
+        "frozen-blocks-type",
+    ],
 )
 def test_forged_metadata_is_refused(fitted_classifier, tmp_path, edit, match):
     clf, _, _ = fitted_classifier

@@ -68,6 +68,30 @@ def count_frozen_blocks(mode, trainable_layers, n_blocks, backbone_name):
     return n_blocks - trainable_layers
 
 
+def checked_frozen_count(n_frozen, n_blocks, backbone_name):
+    """A model file's count of frozen blocks, refused unless it is an integer from 0 to ``n_blocks``.
+
+    Parameters
+    ----------
+    n_frozen : object
+        What the file says (read from JSON: any type).
+    n_blocks : int
+        Blocks up to ``feature_layer``.
+    backbone_name : str
+        Used in the message.
+
+    Returns
+    -------
+    int
+    """
+    if isinstance(n_frozen, bool) or not isinstance(n_frozen, Integral) or not 0 <= n_frozen <= n_blocks:
+        raise ValueError(
+            f"the file freezes n_frozen_blocks_={n_frozen!r} blocks, but backbone {backbone_name!r} has {n_blocks} "
+            "blocks up to feature_layer"
+        )
+    return int(n_frozen)
+
+
 def input_module(resolved, *, image_size=None, max_length=None):
     """The network's input module: :class:`ImageNormalizer` for images, :class:`TextInput` for text.
 
@@ -117,7 +141,8 @@ def build_network(
         Images' side (``None`` for a text backbone).
     feature_layer : int
     n_frozen_for : callable
-        ``n_frozen_for(n_blocks) -> int``: how many of the kept blocks to freeze.
+        ``n_frozen_for(n_blocks, normalizer) -> int``: how many of the kept blocks to freeze, given
+        their number and the input module (a text backbone's tokenizer).
     head : tuple of int
         Hidden sizes of the added layers.
     n_outputs : int or None
@@ -145,7 +170,7 @@ def build_network(
     """
     normalizer = input_module(resolved, image_size=image_size, max_length=max_length)
     blocks = select_blocks(resolved.parts.blocks, feature_layer, resolved.name)
-    n_frozen = n_frozen_for(len(blocks))
+    n_frozen = n_frozen_for(len(blocks), normalizer)
     if prompt_tokens:
         blocks, n_frozen = insert_prompt_tokens(blocks, normalizer, prompt_tokens, generator), 1
     network = FineTuneNetwork(

@@ -246,6 +246,11 @@ def _trainable_copy(block):
     return copy.deepcopy(block).requires_grad_(True)
 
 
+def input_modality(normalizer):
+    """``"text"`` where a network's input module is a tokenizer (:class:`TextInput`), else ``"image"``."""
+    return "text" if isinstance(normalizer, TextInput) else "image"
+
+
 class FineTuneNetwork(nn.Module):
     """Backbone blocks, pooling and head, with the first ``n_frozen`` blocks frozen.
 
@@ -422,7 +427,7 @@ class FineTuneNetwork(nn.Module):
     @property
     def modality(self):
         """``"text"`` for a text encoder's network, else ``"image"``."""
-        return "text" if isinstance(self.normalizer, TextInput) else "image"
+        return input_modality(self.normalizer)
 
     @property
     def cache_start(self):
