@@ -169,7 +169,7 @@ class PromptStartDefaults:
 #: may adapt, in small steps (at ``repurpose``'s usual rate the blocks move away from what the prompts
 #: encode). Measured on MiniLM (``benchmarks/fewshot.py``; ``docs/defaults.md``, "Small data").
 PROMPT_START = {"all-MiniLM-L6-v2": PromptStartDefaults(lr={"repurpose": 2e-5}, trainable_layers=6)}
-SMALL_DATA_PER_CLASS = 64
+SMALL_DATA_PER_CLASS = 256
 
 
 def prompt_start_defaults(backbone_name, examples_per_class):

@@ -24,8 +24,10 @@ SHARED_PARAMETERS = """\
         With ``mode="repurpose"`` or ``"lora"``: how many blocks, counted back from
         ``feature_layer``, train (``"lora"``: get adapters; None or 0 there means every block).
         ``"auto"``: the backbone's measured value (3 for ``efficientnet_lite0``, 2 for
-        ``all-MiniLM-L6-v2``; 2 for a backbone without one), see ``docs/defaults.md``; the fit
-        reports it as ``trainable_layers_``.
+        ``all-MiniLM-L6-v2``, and its 6 transformer layers, all but the embeddings, when a
+        classifier's head starts from the class prompts and the rarest class has at most 256
+        examples; 2 for a backbone without one), see
+        ``docs/defaults.md``; the fit reports it as ``trainable_layers_``.
     feature_layer : int, default=-1
         The block whose pooled output feeds the head; later blocks are dropped.
     head : tuple of int, default=()
@@ -37,8 +39,8 @@ SHARED_PARAMETERS = """\
         ``head_lr_scale`` for per-block rates). ``"auto"``: the value measured for the backbone and
         ``mode`` (``efficientnet_lite0``: 3e-3 for ``feature_extraction``, 3e-4 for ``repurpose``
         and ``full``, 1e-3 for ``lora`` and for ``full`` with ``weights=None``;
-        ``all-MiniLM-L6-v2``: 1e-2, 1e-4, 2e-5 and 1e-3, and 3e-5 for ``repurpose`` when the head
-        starts from the class prompts and the rarest class has at most 64 examples; a backbone
+        ``all-MiniLM-L6-v2``: 1e-2, 1e-4, 2e-5 and 1e-3, and 2e-5 for ``repurpose`` when the head
+        starts from the class prompts and the rarest class has at most 256 examples; a backbone
         without measured values gets conservative ones, 1e-4 for ``full``), see ``docs/defaults.md``;
         the fit reports it as ``lr_``.
     batch_size : int, default=32

@@ -162,7 +162,7 @@ def test_pair_steps_need_trainable_blocks(bert_dir, texts):
         classifier(bert_dir, mode="feature_extraction", pair_steps=2).fit(X, y)
 
 
-@pytest.mark.parametrize(("examples_per_class", "expected"), [(8, (2e-5, 6)), (64, (2e-5, 6)), (65, None)])
+@pytest.mark.parametrize(("examples_per_class", "expected"), [(8, (2e-5, 6)), (256, (2e-5, 6)), (257, None)])
 def test_small_data_defaults_for_a_head_started_from_the_prompts_resolve_as_documented(examples_per_class, expected):
     defaults = prompt_start_defaults("all-MiniLM-L6-v2", examples_per_class)
     assert (defaults and (defaults.lr["repurpose"], defaults.trainable_layers)) == expected
@@ -182,7 +182,9 @@ def test_small_data_defaults_are_what_a_fit_reports(bert_dir, texts, monkeypatch
         assert usual.lr_ != 0.123 and usual.trainable_layers_ == 2 < every_block
     as_given = classifier(bert_dir, mode="repurpose", lr="auto", trainable_layers=1).fit(X, y)
     assert (as_given.lr_, as_given.trainable_layers_) == (0.123, 1)
-    many = classifier(bert_dir, mode="repurpose", lr="auto").fit(X * 3, np.concatenate([y] * 3))  # 48 per class
-    assert many.trainable_layers_ == every_block
-    more = classifier(bert_dir, mode="repurpose", lr="auto").fit(X * 5, np.concatenate([y] * 5))  # 80 per class
-    assert more.lr_ != 0.123 and more.trainable_layers_ == 2
+    fits = {}
+    for copies in (16, 17):  # 256 and 272 examples per class
+        fits[copies] = classifier(bert_dir, mode="repurpose", lr="auto", max_epochs=1)
+        fits[copies].fit(X * copies, np.concatenate([y] * copies))
+    assert (fits[16].class_count_.min(), fits[16].lr_, fits[16].trainable_layers_) == (256, 0.123, every_block)
+    assert (fits[17].class_count_.min(), fits[17].trainable_layers_) == (272, 2) and fits[17].lr_ != 0.123
