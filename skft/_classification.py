@@ -29,6 +29,7 @@ from ._nn.losses import WeightedBinaryCrossEntropy, WeightedCrossEntropy
 from ._nn.network import input_modality
 from ._nn.pairs import train_on_pairs
 from ._nn.prompt_ensembles import ensembled_class_embeddings, prompt_templates
+from ._nn.prompt_prior import fit_head_near_prompts
 from ._nn.prompting import PromptHead, UnitNormalize, class_prompt_texts, head_from_prompts, pooled_embeddings
 from ._nn.weight_ensembling import interpolate_towards_start, snapshot_head
 from ._onnx_export import EXPORTABLE_LABEL_KINDS
@@ -36,6 +37,10 @@ from ._parameter_docs import document_shared
 from ._targets import check_no_missing_targets
 from ._text import pad_token_ids, tokenized_texts
 from .backbones import image_backbone_reads_prompts, resolve_backbone
+
+#: The ``head_init_`` values of a head that starts as a classifier: the calibrated zero-shot one, or a
+#: head fitted to the training examples with it as the prior (:mod:`skft._nn.prompt_prior`).
+CLASSIFIER_STARTS = ("prompt", "prompt_prior")
 
 
 @document_shared
@@ -169,7 +174,7 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         "label_prompts": [dict, None],
         "prompt_tokens": [Interval(Integral, 0, None, closed="left")],
         "prompt_calibration": ["boolean"],
-        "head_init": [StrOptions({"auto", "random", "prompt"})],
+        "head_init": [StrOptions({"auto", "random", "prompt", "prompt_prior"})],
         "pair_steps": [Interval(Integral, 0, None, closed="left")],
         "wise_alpha": [Interval(Real, 0, 1, closed="both")],
         "threshold": [Interval(Real, 0, 1, closed="neither"), StrOptions({"auto"})],
@@ -315,7 +320,7 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
 
     def _head_as_built(self, network):
         self.head_init_ = self._resolved_head_init(network.normalizer)
-        if self.head_init_ != "prompt":
+        if not self._head_starts_as_a_classifier():
             return network.head
         # Normalised input: the head computes scale * cosine + bias, as mode="prompt" does, whatever the pooling.
         return nn.Sequential(UnitNormalize(), *network.head)
@@ -341,13 +346,13 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         reads_prompts = modality == "text" or image_backbone_reads_prompts(self.backbone)
         if not reads_prompts or self.head:
             raise ValueError(
-                f"head_init='prompt' starts the head as the zero-shot classifier of the class prompts, which needs a "
-                f"text backbone or an image backbone with a text tower (CLIP, SigLIP, open_clip) and head=() (one "
-                f"output layer), but backbone={self.backbone!r} reads {modality}s"
+                f"head_init={self.head_init!r} starts the head from the zero-shot classifier of the class prompts, "
+                "which needs a text backbone or an image backbone with a text tower (CLIP, SigLIP, open_clip) and "
+                f"head=() (one output layer), but backbone={self.backbone!r} reads {modality}s"
                 f"{'' if reads_prompts else ' and has no text tower'} and head={self.head!r}. Use such a backbone "
                 "with head=(), or head_init='random'."
             )
-        return "prompt"
+        return self.head_init
 
     def _class_prompts_describe_classes(self, normalizer):
         """Whether every class has a prompt in words (a str label or a label prompt) that tokenises apart."""
@@ -363,7 +368,7 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
     def _resolved_lr(self):
         # A head that starts from the prompts, on small data: the blocks take small steps (skft._defaults).
         small_data = self._prompt_start_defaults(self.backbone_name_)
-        if self.lr == AUTO and small_data is not None and getattr(self, "head_init_", None) == "prompt":
+        if self.lr == AUTO and small_data is not None and getattr(self, "head_init_", None) in CLASSIFIER_STARTS:
             if self.mode in small_data.lr:
                 return small_data.lr[self.mode]
         return super()._resolved_lr()
@@ -372,7 +377,7 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         # A head that starts from the prompts, on small data: every block may adapt (skft._defaults).
         small_data = self._prompt_start_defaults(backbone_name)
         if self.trainable_layers == AUTO and self.mode == "repurpose" and small_data is not None:
-            if self._resolved_head_init(normalizer) == "prompt":
+            if self._resolved_head_init(normalizer) in CLASSIFIER_STARTS:
                 return min(small_data.trainable_layers, n_blocks)
         return super()._resolved_trainable_layers(backbone_name, n_blocks, normalizer)
 
@@ -388,8 +393,9 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         return prompt_start_defaults(backbone_name, int(counts.min()))
 
     def _head_starts_as_a_classifier(self):
-        # The calibrated zero-shot classifier: with few examples a fit that keeps close to it is what is wanted.
-        return self.head_init_ == "prompt"
+        # The calibrated zero-shot classifier, or a head fitted near it: with few examples a fit that keeps
+        # close to it is what is wanted.
+        return self.head_init_ in CLASSIFIER_STARTS
 
     def _refused_by_mode(self):
         refused = super()._refused_by_mode()
@@ -403,14 +409,14 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         return refused
 
     def _prepare_training(self, net, inputs, packed):
-        if self.wise_alpha != 1 and self.head_init_ != "prompt":
+        if self.wise_alpha != 1 and not self._head_starts_as_a_classifier():
             raise ValueError(
                 f"wise_alpha={self.wise_alpha!r} interpolates the fine-tuned weights with the zero-shot model, but the "
                 f"head starts at random (head_init_={self.head_init_!r}): the mixture would be no model. Pass "
                 "head_init='prompt' (a text backbone or one with a text tower, head=()), or wise_alpha=1.0."
             )
         calibrates = self.mode == "prompt" and self.prompt_tokens == 0 and self.prompt_calibration
-        if not (self.pair_steps or calibrates or self.head_init_ == "prompt"):
+        if not (self.pair_steps or calibrates or self._head_starts_as_a_classifier()):
             return
         initialized = net.initialized_
         if not initialized:
@@ -465,24 +471,40 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         )
 
     def _start_head(self, net, inputs, packed):
-        """Calibrate ``mode="prompt"``'s head, or start a linear head as that calibrated classifier (``head_init``)."""
+        """Calibrate ``mode="prompt"``'s head, or start a linear head from that calibrated classifier.
+
+        ``head_init_ == "prompt_prior"`` then fits the head to the training examples with the calibrated
+        classifier as its prior (:func:`skft._nn.prompt_prior.fit_head_near_prompts`).
+        """
         calibrates = self.mode == "prompt" and self.prompt_tokens == 0 and self.prompt_calibration
-        if not (calibrates or self.head_init_ == "prompt"):
+        if not (calibrates or self._head_starts_as_a_classifier()):
             return
         network = net.module_
         head = network.head
         prompt_head = head if self.mode == "prompt" else self._prompt_head(network)
-        # The similarities of the training texts with the class prompts, through the network as it starts
-        # (and the activation cache): the prompt head's logits at scale 1 and no bias.
-        prompt_head.calibrate(1.0, torch.zeros_like(prompt_head.bias))
-        network.head = prompt_head
+        # The training examples' unit-normalised features, through the network as it starts (and the
+        # activation cache).
+        network.head = UnitNormalize()
         try:
-            similarities = torch.as_tensor(net.forward(inputs(), training=False))
+            features = torch.as_tensor(net.forward(inputs(), training=False))
         finally:
             network.head = head
-        prompt_head.calibrate(*fit_scale_and_bias(similarities, packed[:, 0], packed[:, -1]))
-        if self.mode != "prompt":
-            head_from_prompts(head, prompt_head)
+        codes, weights = packed[:, 0].long(), packed[:, -1]
+        prompt_head.calibrate(*fit_scale_and_bias(prompt_head.similarities(features), codes, weights))
+        if self.mode == "prompt":
+            return
+        head_from_prompts(head, prompt_head)
+        if self.head_init_ == "prompt_prior" and not self._is_multilabel():
+            output = head[-1]
+            generator = torch.Generator().manual_seed(
+                int(torch.randint(2**62, (1,), generator=net.iterator_train__generator))
+            )
+            weight, bias, self.head_prior_strength_ = fit_head_near_prompts(
+                features, codes, weights, output.weight.detach(), output.bias.detach(), generator
+            )
+            with torch.no_grad():
+                output.weight.copy_(weight)
+                output.bias.copy_(bias)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
