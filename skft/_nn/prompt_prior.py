@@ -18,7 +18,7 @@ import torch.nn.functional as F
 #: The penalty strengths cross-validation chooses from (per unit of the mean loss), strongest first;
 #: ``inf`` keeps the zero-shot start. Ties go to the stronger penalty: the prompts' classifier stays
 #: unless the held-out examples say otherwise.
-STRENGTHS = (math.inf, 1.0, 0.1, 0.01)
+STRENGTHS = (math.inf, 1.0, 0.1, 0.01, 1e-3, 1e-4)
 #: Folds of the cross-validation (fewer when the rarest class has fewer examples).
 MAX_FOLDS = 5
 MAX_ITERATIONS = 100
