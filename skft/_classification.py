@@ -76,14 +76,19 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         per class that best explain the training labels (weighted cross-entropy, L-BFGS; n_classes + 1
         numbers, nothing in the encoder), so the zero-shot classifier follows the classes' balance
         in your data. False keeps the plain zero-shot rule (scale 20, no bias).
-    head_init : {"auto", "random", "prompt"}, default="auto"
+    head_init : {"auto", "random", "prompt", "prompt_prior"}, default="auto"
         How the head starts. ``"random"``: drawn as ``nn.Linear`` draws it. ``"prompt"`` (text
         backbones and CLIP-style image backbones with a text tower, ``head=()``): as the calibrated
         zero-shot classifier of ``mode="prompt"`` (weights:
         the normalised class-prompt embeddings times the calibrated scale; bias: the calibrated
         biases; the head normalises its input), so before the first step the classifier predicts
         what ``mode="prompt"`` predicts and fine-tuning moves away from the prompts only as far as
-        the labels take it. ``"auto"``: ``"prompt"`` for a text backbone with ``head=()`` whose
+        the labels take it. ``"prompt_prior"`` (same backbones): that classifier, then fitted to the
+        training examples' features (cross-entropy, L-BFGS) with an L2 pull towards it whose
+        strength 5-fold cross-validation on the training examples chooses (reported as
+        ``head_prior_strength_``; ``inf`` keeps the zero-shot start): class prompts the encoder does
+        not relate to the texts give way to what the examples say. ``"auto"``: ``"prompt"`` for a
+        text backbone with ``head=()`` whose
         classes are described in words (str labels, or ``label_prompts`` for every class) that the
         tokenizer tells apart, else ``"random"`` (a label such as ``0`` says nothing a prompt could
         use; image backbones start from the prompts only when asked: the gain was measured on text).
@@ -117,8 +122,11 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
     classes_ : ndarray
         The labels seen in ``fit``; for a multi-label indicator ``y``, ``arange(n_labels)``.
     head_init_ : str
-        How the head started: ``"random"``, ``"prompt"`` (``head_init``), or ``"zero-shot"``
-        (``mode="prompt"``).
+        How the head started: ``"random"``, ``"prompt"``, ``"prompt_prior"`` (``head_init``), or
+        ``"zero-shot"`` (``mode="prompt"``).
+    head_prior_strength_ : float
+        With ``head_init_ == "prompt_prior"`` (single-label): the strength of the pull towards the
+        zero-shot classifier that cross-validation chose (``inf``: the head started as that classifier).
     threshold_ : ndarray of shape (n_labels,) or None
         The per-label thresholds of ``predict`` for a multi-label ``y``; None for single-label ``y``.
     class_count_ : ndarray of shape (n_classes,)

@@ -168,7 +168,7 @@ class PromptStartDefaults:
 #: :data:`SMALL_DATA_PER_CLASS` examples in the rarest class. The head already classifies: every block
 #: may adapt, in small steps (at ``repurpose``'s usual rate the blocks move away from what the prompts
 #: encode). Measured on MiniLM (``benchmarks/fewshot.py``; ``docs/defaults.md``, "Small data").
-PROMPT_START = {"all-MiniLM-L6-v2": PromptStartDefaults(lr={"repurpose": 2e-5}, trainable_layers=6)}
+PROMPT_START = {"all-MiniLM-L6-v2": PromptStartDefaults(lr={"repurpose": 5e-5}, trainable_layers=6)}
 SMALL_DATA_PER_CLASS = 256
 
 

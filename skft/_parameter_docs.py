@@ -39,7 +39,7 @@ SHARED_PARAMETERS = """\
         ``head_lr_scale`` for per-block rates). ``"auto"``: the value measured for the backbone and
         ``mode`` (``efficientnet_lite0``: 3e-3 for ``feature_extraction``, 3e-4 for ``repurpose``
         and ``full``, 1e-3 for ``lora`` and for ``full`` with ``weights=None``;
-        ``all-MiniLM-L6-v2``: 1e-2, 1e-4, 2e-5 and 1e-3, and 2e-5 for ``repurpose`` when the head
+        ``all-MiniLM-L6-v2``: 1e-2, 1e-4, 2e-5 and 1e-3, and 5e-5 for ``repurpose`` when the head
         starts from the class prompts and the rarest class has at most 256 examples; a backbone
         without measured values gets conservative ones, 1e-4 for ``full``), see ``docs/defaults.md``;
         the fit reports it as ``lr_``.

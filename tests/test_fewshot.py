@@ -164,7 +164,7 @@ def test_pair_steps_need_trainable_blocks(bert_dir, texts):
         classifier(bert_dir, mode="feature_extraction", pair_steps=2).fit(X, y)
 
 
-@pytest.mark.parametrize(("examples_per_class", "expected"), [(8, (2e-5, 6)), (256, (2e-5, 6)), (257, None)])
+@pytest.mark.parametrize(("examples_per_class", "expected"), [(8, (5e-5, 6)), (256, (5e-5, 6)), (257, None)])
 def test_small_data_defaults_for_a_head_started_from_the_prompts_resolve_as_documented(examples_per_class, expected):
     defaults = prompt_start_defaults("all-MiniLM-L6-v2", examples_per_class)
     assert (defaults and (defaults.lr["repurpose"], defaults.trainable_layers)) == expected
