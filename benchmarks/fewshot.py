@@ -150,7 +150,6 @@ def text_contenders(data, seed, n_train):
     contenders["prompt-init repurpose, head lr x100"] = lambda: skft_text(data, seed, head_lr_scale=100.0)
     contenders["prompt-init repurpose, lr 3e-5"] = lambda: skft_text(data, seed, lr=3e-5)
     contenders["lr=2e-5, max_epochs=20 (6 layers)"] = lambda: skft_text(data, seed, lr=2e-5, max_epochs=20)
-    contenders["head_init='prompt_prior'"] = lambda: skft_text(data, seed, head_init="prompt_prior")
     return contenders
 
 

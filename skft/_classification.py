@@ -29,7 +29,6 @@ from ._nn.losses import WeightedBinaryCrossEntropy, WeightedCrossEntropy
 from ._nn.network import input_modality
 from ._nn.pairs import train_on_pairs
 from ._nn.prompt_ensembles import ensembled_class_embeddings, prompt_templates
-from ._nn.prompt_prior import fit_head_near_prompts
 from ._nn.prompting import PromptHead, UnitNormalize, class_prompt_texts, head_from_prompts, pooled_embeddings
 from ._nn.weight_ensembling import interpolate_towards_start, snapshot_head
 from ._onnx_export import EXPORTABLE_LABEL_KINDS
@@ -37,10 +36,6 @@ from ._parameter_docs import document_shared
 from ._targets import check_no_missing_targets
 from ._text import pad_token_ids, tokenized_texts
 from .backbones import image_backbone_reads_prompts, resolve_backbone
-
-#: The ``head_init_`` values of a head that starts as a classifier: the calibrated zero-shot one, or a
-#: head fitted to the training examples with it as the prior (:mod:`skft._nn.prompt_prior`).
-CLASSIFIER_STARTS = ("prompt", "prompt_prior")
 
 
 @document_shared
@@ -76,19 +71,14 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         per class that best explain the training labels (weighted cross-entropy, L-BFGS; n_classes + 1
         numbers, nothing in the encoder), so the zero-shot classifier follows the classes' balance
         in your data. False keeps the plain zero-shot rule (scale 20, no bias).
-    head_init : {"auto", "random", "prompt", "prompt_prior"}, default="auto"
+    head_init : {"auto", "random", "prompt"}, default="auto"
         How the head starts. ``"random"``: drawn as ``nn.Linear`` draws it. ``"prompt"`` (text
         backbones and CLIP-style image backbones with a text tower, ``head=()``): as the calibrated
         zero-shot classifier of ``mode="prompt"`` (weights:
         the normalised class-prompt embeddings times the calibrated scale; bias: the calibrated
         biases; the head normalises its input), so before the first step the classifier predicts
         what ``mode="prompt"`` predicts and fine-tuning moves away from the prompts only as far as
-        the labels take it. ``"prompt_prior"`` (same backbones): that classifier, then fitted to the
-        training examples' features (cross-entropy, L-BFGS) with an L2 pull towards it whose
-        strength 5-fold cross-validation on the training examples chooses (reported as
-        ``head_prior_strength_``; ``inf`` keeps the zero-shot start): class prompts the encoder does
-        not relate to the texts give way to what the examples say. ``"auto"``: ``"prompt"`` for a
-        text backbone with ``head=()`` whose
+        the labels take it. ``"auto"``: ``"prompt"`` for a text backbone with ``head=()`` whose
         classes are described in words (str labels, or ``label_prompts`` for every class) that the
         tokenizer tells apart, else ``"random"`` (a label such as ``0`` says nothing a prompt could
         use; image backbones start from the prompts only when asked: the gain was measured on text).
@@ -122,11 +112,8 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
     classes_ : ndarray
         The labels seen in ``fit``; for a multi-label indicator ``y``, ``arange(n_labels)``.
     head_init_ : str
-        How the head started: ``"random"``, ``"prompt"``, ``"prompt_prior"`` (``head_init``), or
-        ``"zero-shot"`` (``mode="prompt"``).
-    head_prior_strength_ : float
-        With ``head_init_ == "prompt_prior"`` (single-label): the strength of the pull towards the
-        zero-shot classifier that cross-validation chose (``inf``: the head started as that classifier).
+        How the head started: ``"random"``, ``"prompt"`` (``head_init``), or ``"zero-shot"``
+        (``mode="prompt"``).
     threshold_ : ndarray of shape (n_labels,) or None
         The per-label thresholds of ``predict`` for a multi-label ``y``; None for single-label ``y``.
     class_count_ : ndarray of shape (n_classes,)
@@ -182,7 +169,7 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         "label_prompts": [dict, None],
         "prompt_tokens": [Interval(Integral, 0, None, closed="left")],
         "prompt_calibration": ["boolean"],
-        "head_init": [StrOptions({"auto", "random", "prompt", "prompt_prior"})],
+        "head_init": [StrOptions({"auto", "random", "prompt"})],
         "pair_steps": [Interval(Integral, 0, None, closed="left")],
         "wise_alpha": [Interval(Real, 0, 1, closed="both")],
         "threshold": [Interval(Real, 0, 1, closed="neither"), StrOptions({"auto"})],
@@ -354,13 +341,13 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         reads_prompts = modality == "text" or image_backbone_reads_prompts(self.backbone)
         if not reads_prompts or self.head:
             raise ValueError(
-                f"head_init={self.head_init!r} starts the head from the zero-shot classifier of the class prompts, "
+                f"head_init='prompt' starts the head as the zero-shot classifier of the class prompts, "
                 "which needs a text backbone or an image backbone with a text tower (CLIP, SigLIP, open_clip) and "
                 f"head=() (one output layer), but backbone={self.backbone!r} reads {modality}s"
                 f"{'' if reads_prompts else ' and has no text tower'} and head={self.head!r}. Use such a backbone "
                 "with head=(), or head_init='random'."
             )
-        return self.head_init
+        return "prompt"
 
     def _class_prompts_describe_classes(self, normalizer):
         """Whether every class has a prompt in words (a str label or a label prompt) that tokenises apart."""
@@ -376,7 +363,7 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
     def _resolved_lr(self):
         # A head that starts from the prompts, on small data: the blocks take small steps (skft._defaults).
         small_data = self._prompt_start_defaults(self.backbone_name_)
-        if self.lr == AUTO and small_data is not None and getattr(self, "head_init_", None) in CLASSIFIER_STARTS:
+        if self.lr == AUTO and small_data is not None and getattr(self, "head_init_", None) == "prompt":
             if self.mode in small_data.lr:
                 return small_data.lr[self.mode]
         return super()._resolved_lr()
@@ -385,7 +372,7 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         # A head that starts from the prompts, on small data: every block may adapt (skft._defaults).
         small_data = self._prompt_start_defaults(backbone_name)
         if self.trainable_layers == AUTO and self.mode == "repurpose" and small_data is not None:
-            if self._resolved_head_init(normalizer) in CLASSIFIER_STARTS:
+            if self._resolved_head_init(normalizer) == "prompt":
                 return min(small_data.trainable_layers, n_blocks)
         return super()._resolved_trainable_layers(backbone_name, n_blocks, normalizer)
 
@@ -401,9 +388,8 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         return prompt_start_defaults(backbone_name, int(counts.min()))
 
     def _head_starts_as_a_classifier(self):
-        # The calibrated zero-shot classifier, or a head fitted near it: with few examples a fit that keeps
-        # close to it is what is wanted.
-        return self.head_init_ in CLASSIFIER_STARTS
+        # The calibrated zero-shot classifier: with few examples a fit that keeps close to it is what is wanted.
+        return self.head_init_ == "prompt"
 
     def _refused_by_mode(self):
         refused = super()._refused_by_mode()
@@ -479,11 +465,7 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         )
 
     def _start_head(self, net, inputs, packed):
-        """Calibrate ``mode="prompt"``'s head, or start a linear head from that calibrated classifier.
-
-        ``head_init_ == "prompt_prior"`` then fits the head to the training examples with the calibrated
-        classifier as its prior (:func:`skft._nn.prompt_prior.fit_head_near_prompts`).
-        """
+        """Calibrate ``mode="prompt"``'s head, or start a linear head as that calibrated classifier (``head_init``)."""
         calibrates = self.mode == "prompt" and self.prompt_tokens == 0 and self.prompt_calibration
         if not (calibrates or self._head_starts_as_a_classifier()):
             return
@@ -502,17 +484,6 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         if self.mode == "prompt":
             return
         head_from_prompts(head, prompt_head)
-        if self.head_init_ == "prompt_prior" and not self._is_multilabel():
-            output = head[-1]
-            generator = torch.Generator().manual_seed(
-                int(torch.randint(2**62, (1,), generator=net.iterator_train__generator))
-            )
-            weight, bias, self.head_prior_strength_ = fit_head_near_prompts(
-                features, codes, weights, output.weight.detach(), output.bias.detach(), generator
-            )
-            with torch.no_grad():
-                output.weight.copy_(weight)
-                output.bias.copy_(bias)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -1,6 +1,5 @@
 """Small data (issue 23): calibrated zero-shot prompts, and fine-tuning that starts from them."""
 
-import math
 import warnings
 
 import numpy as np
@@ -16,7 +15,6 @@ from skft import FineTunedClassifier
 from skft._base import FineTunedEstimatorBase
 from skft._defaults import PROMPT_START, PromptStartDefaults, prompt_start_defaults, resolve_max_epochs
 from skft._nn.pairs import sample_pairs
-from skft._nn.prompt_prior import fit_head_near_prompts
 
 PROMPTS = {0: "bad", 1: "good"}
 
@@ -190,57 +188,3 @@ def test_small_data_defaults_are_what_a_fit_reports(bert_dir, texts, monkeypatch
         fits[copies].fit(X * copies, np.concatenate([y] * copies))
     assert (fits[16].class_count_.min(), fits[16].lr_, fits[16].trainable_layers_) == (256, 0.123, every_block)
     assert (fits[17].class_count_.min(), fits[17].trainable_layers_) == (272, 2) and fits[17].lr_ != 0.123
-
-
-def _two_clusters(n_per_class, generator):
-    """Unit features of two classes around two directions in 8 dimensions, and the class codes."""
-    centres = torch.eye(8)[:2] * 3
-    codes = torch.arange(2).repeat_interleave(n_per_class)
-    features = centres[codes] + torch.randn(len(codes), 8, generator=generator)
-    return torch.nn.functional.normalize(features, dim=-1), codes
-
-
-def test_prompt_prior_stays_near_prompts_that_fit_the_data_and_leaves_prompts_that_do_not():
-    features, codes = _two_clusters(16, torch.Generator().manual_seed(0))
-    weights = torch.ones(len(codes))
-    good = 10 * torch.eye(8)[:2]  # the prompt of class c points at cluster c
-    weight, bias, strength = fit_head_near_prompts(
-        features, codes, weights, good, torch.zeros(2), torch.Generator().manual_seed(0)
-    )
-    # Held-out examples may ask for a sharper or shifted classifier, never for another one.
-    assert torch.nn.functional.cosine_similarity(weight, good).min() > 0.9
-    assert torch.equal((features @ weight.T + bias).argmax(1), (features @ good.T).argmax(1))
-
-    wrong = good.flip(0)  # the prompts swapped: the zero-shot start gets every example wrong
-    weight, bias, strength = fit_head_near_prompts(
-        features, codes, weights, wrong, torch.zeros(2), torch.Generator().manual_seed(0)
-    )
-    accuracy = ((features @ weight.T + bias).argmax(1) == codes).float().mean()
-    assert strength < math.inf and accuracy > 0.9
-    assert ((features @ wrong.T).argmax(1) == codes).float().mean() < 0.1
-
-
-def test_prompt_prior_with_one_example_of_a_class_keeps_the_prompts():
-    features, codes = _two_clusters(3, torch.Generator().manual_seed(0))
-    keep = torch.tensor([0, 1, 2, 3])  # class 1 has one example: no fold can hold it out and train on it
-    start = 10 * torch.eye(8)[:2].flip(0)
-    weight, _, strength = fit_head_near_prompts(
-        features[keep], codes[keep], torch.ones(4), start, torch.zeros(2), torch.Generator().manual_seed(0)
-    )
-    assert strength == math.inf and torch.equal(weight, start)
-
-
-def test_head_init_prompt_prior_fits_the_head_near_the_prompts_and_reports_how_near(bert_dir, texts):
-    X, y = texts
-    prior = classifier(bert_dir, mode="repurpose", head_init="prompt_prior", callbacks=[("at_start", LogitsAtStart())])
-    prior.fit(X, y)
-    prompt = classifier(bert_dir, mode="repurpose", head_init="prompt").fit(X, y)
-    assert prior.head_init_ == "prompt_prior" and not hasattr(prompt, "head_prior_strength_")
-    # The tiny random encoder's prompts say nothing about the labels: cross-validation lets the data move
-    # the head, which then fits the training texts better than the prompts' start.
-    assert prior.head_prior_strength_ < math.inf
-    at_start = dict(prior.net_.callbacks_)["at_start"].logits
-    start_accuracy = np.mean(at_start.argmax(1) == np.searchsorted(prior.classes_, y))
-    assert start_accuracy > 0.8 and prior.score(X, y) > prompt.score(X, y)
-    again = classifier(bert_dir, mode="repurpose", head_init="prompt_prior").fit(X, y)
-    np.testing.assert_allclose(again.predict_proba(X), prior.predict_proba(X), atol=1e-6)
