@@ -341,7 +341,7 @@ class FineTunedClassifier(ClassifierMixin, FineTunedEstimatorBase):
         reads_prompts = modality == "text" or image_backbone_reads_prompts(self.backbone)
         if not reads_prompts or self.head:
             raise ValueError(
-                f"head_init='prompt' starts the head as the zero-shot classifier of the class prompts, "
+                "head_init='prompt' starts the head as the zero-shot classifier of the class prompts, "
                 "which needs a text backbone or an image backbone with a text tower (CLIP, SigLIP, open_clip) and "
                 f"head=() (one output layer), but backbone={self.backbone!r} reads {modality}s"
                 f"{'' if reads_prompts else ' and has no text tower'} and head={self.head!r}. Use such a backbone "
