@@ -249,7 +249,8 @@ def _rebuild(estimator, normalisation, saved, path, read_weights, adapters):
             f"model file {path!r} needs backbone {backbone!r}, which cannot be built here: {error}. Register the "
             "backbone (skft.register_backbone) as it was when the model was saved, then load again."
         ) from None
-    built = {key: getattr(estimator, key) for key in ("block_names_", "n_frozen_blocks_", "image_size_")}
+    # n_frozen_blocks_ needs no comparison: the network was built with the file's own count.
+    built = {key: getattr(estimator, key) for key in ("block_names_", "image_size_")}
     expected = {key: saved[key] for key in built}
     if built != expected:
         raise ValueError(
